@@ -1,0 +1,121 @@
+"""Training data: real lines from ``../shared/data/lines`` and, optionally, synthetic lines.
+
+Images are decoded and normalised once with :func:`sparkhtr.core.lines.normalize_line`
+(the same function inference uses) and kept in memory as uint8.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pyarrow.parquet as pq
+from PIL import Image
+
+from sparkhtr.core.alphabet import Alphabet
+from sparkhtr.core.lines import normalize_line
+
+DATASETS = ("hooker", "poilus", "mss19", "peraire")
+
+
+def data_root(path: str | None = None) -> Path:
+    """The shared data folder: ``path``, else ``$SPARKHTR_DATA``, else ``../shared/data``."""
+    root = Path(path or os.environ.get("SPARKHTR_DATA", "../shared/data"))
+    if not (root / "lines").is_dir():
+        raise FileNotFoundError(f"no lines/ folder under {root} (set SPARKHTR_DATA)")
+    return root
+
+
+@dataclass
+class LineSample:
+    image: np.ndarray  # uint8 [height, width], ink 255
+    text: str
+    dataset: str
+    line_id: str
+
+
+def load_split(root: Path, split: str, alphabet: Alphabet, height: int, max_width: int,
+               datasets: tuple[str, ...] = DATASETS, limit: int | None = None) -> list[LineSample]:
+    """Decode and normalise every line of ``split`` for ``datasets``."""
+    samples: list[LineSample] = []
+    for name in datasets:
+        table = pq.read_table(root / "lines" / split / f"{name}.parquet", columns=["line_id", "text", "image"])
+        rows = table.to_pydict()
+        n = len(rows["text"]) if limit is None else min(limit, len(rows["text"]))
+        for i in range(n):
+            text = alphabet.normalize(rows["text"][i])
+            if not text:
+                continue
+            gray = np.asarray(Image.open(io.BytesIO(rows["image"][i])).convert("L"))
+            x = normalize_line(gray, height, max_width)
+            samples.append(LineSample((x * 255).astype(np.uint8), text, name, rows["line_id"][i]))
+    return samples
+
+
+def augment(image: np.ndarray, rng: random.Random) -> np.ndarray:
+    """Cheap geometric and stroke augmentation of a normalised uint8 line (ink high)."""
+    h, w = image.shape
+    # width stretch and slant in one affine warp; border 0 is paper
+    scale = rng.uniform(0.8, 1.2)
+    shear = rng.uniform(-0.35, 0.35)
+    # x' = scale*x + shear*y + offset, offset keeps every pixel at x' >= 0
+    new_w = max(16, int(w * scale + abs(shear) * h))
+    matrix = np.array([[scale, shear, max(0.0, -shear * h)], [0, 1, 0]], np.float32)
+    out = cv2.warpAffine(image, matrix, (new_w, h), flags=cv2.INTER_LINEAR, borderValue=0)
+    # vertical jitter: small scale about the centre
+    if rng.random() < 0.5:
+        vs = rng.uniform(0.85, 1.1)
+        dy = rng.uniform(-0.08, 0.08) * h
+        m2 = np.array([[1, 0, 0], [0, vs, (1 - vs) * h / 2 + dy]], np.float32)
+        out = cv2.warpAffine(out, m2, (out.shape[1], h), flags=cv2.INTER_LINEAR, borderValue=0)
+    r = rng.random()
+    kernel = np.ones((2, 2), np.uint8)
+    if r < 0.15:
+        out = cv2.dilate(out, kernel)
+    elif r < 0.3:
+        out = cv2.erode(out, kernel)
+    if rng.random() < 0.3:
+        out = cv2.GaussianBlur(out, (3, 3), rng.uniform(0.3, 1.0))
+    if rng.random() < 0.3:
+        noise = np.random.default_rng(rng.randrange(1 << 30)).normal(0, rng.uniform(5, 20), out.shape)
+        out = np.clip(out.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+    if rng.random() < 0.3:
+        contrast = rng.uniform(0.5, 1.0)
+        out = (out.astype(np.float32) * contrast).astype(np.uint8)
+    return out
+
+
+def width_batches(widths: list[int], max_lines: int, max_pixels_width: int, rng: random.Random) -> list[list[int]]:
+    """Shuffle, then group similar widths: sort inside chunks and cut by padded width."""
+    order = list(range(len(widths)))
+    rng.shuffle(order)
+    batches: list[list[int]] = []
+    chunk = max_lines * 32
+    for start in range(0, len(order), chunk):
+        part = sorted(order[start:start + chunk], key=lambda i: widths[i])
+        batch: list[int] = []
+        for i in part:
+            if batch and (len(batch) + 1) * max(widths[i], widths[batch[-1]]) > max_pixels_width or len(batch) == max_lines:
+                batches.append(batch)
+                batch = []
+            batch.append(i)
+        if batch:
+            batches.append(batch)
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(images: list[np.ndarray], pad_to: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Pad uint8 lines to one width (a multiple of ``pad_to``) → float32 [B,1,H,W], widths."""
+    h = images[0].shape[0]
+    widths = np.array([im.shape[1] for im in images], np.int64)
+    w = int(-(-widths.max() // pad_to) * pad_to)
+    batch = np.zeros((len(images), 1, h, w), np.float32)
+    for k, im in enumerate(images):
+        batch[k, 0, :, : im.shape[1]] = im.astype(np.float32) / 255.0
+    return batch, widths

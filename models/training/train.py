@@ -1,0 +1,152 @@
+"""Train the CRNN line recogniser with CTC; resumable, logs CER over time.
+
+    python -m models.training.train --out checkpoints/crnn48 --threads 2
+
+Writes ``last.pt`` (resume point), ``best.pt`` (lowest mean val CER) and
+``log.jsonl`` (one record per evaluation) under ``--out``. Re-running the same
+command resumes from ``last.pt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from models.training.data import DATASETS, augment, collate, data_root, load_split, width_batches
+from models.training.model import WIDTH_STRIDE, CRNN
+from sparkhtr.core.alphabet import DEFAULT_CHARACTERS, Alphabet
+from sparkhtr.core.ctc import greedy_decode
+from sparkhtr.core.metrics import cer, wer
+
+
+def evaluate(model: CRNN, samples, alphabet: Alphabet, batch_lines: int = 32) -> dict[str, dict[str, float]]:
+    """Greedy-decode ``samples`` and return CER/WER per dataset and overall."""
+    model.eval()
+    order = sorted(range(len(samples)), key=lambda i: samples[i].image.shape[1])
+    hyps: dict[int, str] = {}
+    with torch.no_grad():
+        for start in range(0, len(order), batch_lines):
+            idx = order[start:start + batch_lines]
+            batch, widths = collate([samples[i].image for i in idx], WIDTH_STRIDE)
+            logp = model(torch.from_numpy(batch)).numpy()
+            for i, (classes, _) in zip(idx, greedy_decode(logp, -(-widths // WIDTH_STRIDE))):
+                hyps[i] = alphabet.decode(classes)
+    model.train()
+    report: dict[str, dict[str, float]] = {}
+    for name in sorted({s.dataset for s in samples}) + ["all"]:
+        ids = [i for i, s in enumerate(samples) if name in ("all", s.dataset)]
+        refs = [samples[i].text for i in ids]
+        out = [hyps[i] for i in ids]
+        report[name] = {"cer": cer(refs, out), "wer": wer(refs, out), "lines": len(ids)}
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=None, help="shared data folder (default $SPARKHTR_DATA or ../shared/data)")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--height", type=int, default=48)
+    p.add_argument("--max-width", type=int, default=2400)
+    p.add_argument("--batch-lines", type=int, default=16)
+    p.add_argument("--batch-width", type=int, default=16 * 700, help="bound on lines x padded width")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--eval-every", type=int, default=1000)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--hours", type=float, default=100.0, help="stop after this much wall time")
+    p.add_argument("--max-steps", type=int, default=200_000)
+    p.add_argument("--limit", type=int, default=None, help="lines per dataset (smoke runs)")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    alphabet = Alphabet(DEFAULT_CHARACTERS)
+    root = data_root(args.data)
+    t0 = time.time()
+    train = load_split(root, "train", alphabet, args.height, args.max_width, DATASETS, args.limit)
+    val = load_split(root, "val", alphabet, args.height, args.max_width, DATASETS, args.limit)
+    print(f"loaded {len(train)} train / {len(val)} val lines in {time.time() - t0:.0f}s", flush=True)
+
+    config = {"height": args.height, "characters": "".join(alphabet.characters), "num_classes": alphabet.num_classes}
+    model = CRNN(alphabet.num_classes, args.height)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    ctc = torch.nn.CTCLoss(blank=0, zero_infinity=True)
+    state = {"step": 0, "epoch": 0, "best_cer": math.inf, "lr_scale": 1.0, "bad_evals": 0, "train_seconds": 0.0}
+    last = args.out / "last.pt"
+    if last.exists():
+        ckpt = torch.load(last, map_location="cpu", weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        state.update(ckpt["state"])
+        print(f"resumed at step {state['step']} (best CER {state['best_cer']:.4f})", flush=True)
+
+    def save(path: Path) -> None:
+        tmp = path.with_suffix(".tmp")
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": state,
+                    "config": config}, tmp)
+        tmp.replace(path)
+
+    rng = random.Random(args.seed + state["step"])
+    started = time.time()
+    seconds_at_start = state["train_seconds"]
+    model.train()
+    done = False
+    while not done:
+        widths = [s.image.shape[1] for s in train]
+        for batch_ids in width_batches(widths, args.batch_lines, args.batch_width, rng):
+            warm = min(1.0, (state["step"] + 1) / 500)
+            for group in optimizer.param_groups:
+                group["lr"] = args.lr * warm * state["lr_scale"]
+            images = [augment(train[i].image, rng) for i in batch_ids]
+            batch, widths_b = collate(images, WIDTH_STRIDE)
+            targets = [alphabet.encode(train[i].text) for i in batch_ids]
+            logp = model(torch.from_numpy(batch))  # B, T, C
+            in_lens = torch.from_numpy(np.minimum(-(-widths_b // WIDTH_STRIDE), logp.shape[1]))
+            tgt_lens = torch.tensor([len(t) for t in targets])
+            flat = torch.tensor([c for t in targets for c in t])
+            loss = ctc(logp.transpose(0, 1), flat, in_lens, tgt_lens)
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            optimizer.step()
+            state["step"] += 1
+            if state["step"] % 50 == 0:
+                state["train_seconds"] = seconds_at_start + time.time() - started
+                print(f"step {state['step']} epoch {state['epoch']} loss {loss.item():.3f} "
+                      f"lr {optimizer.param_groups[0]['lr']:.2e} t {state['train_seconds']:.0f}s", flush=True)
+            if state["step"] % args.eval_every == 0:
+                report = evaluate(model, val, alphabet)
+                state["train_seconds"] = seconds_at_start + time.time() - started
+                mean_cer = float(np.mean([report[d]["cer"] for d in report if d != "all"]))
+                record = {"step": state["step"], "epoch": state["epoch"], "train_seconds": state["train_seconds"],
+                          "mean_cer": mean_cer, "lr": optimizer.param_groups[0]["lr"], "val": report}
+                with open(args.out / "log.jsonl", "a") as fh:
+                    fh.write(json.dumps(record) + "\n")
+                print("EVAL", json.dumps(record), flush=True)
+                if mean_cer < state["best_cer"]:
+                    state["best_cer"], state["bad_evals"] = mean_cer, 0
+                    save(args.out / "best.pt")
+                else:
+                    state["bad_evals"] += 1
+                    if state["bad_evals"] >= 3:
+                        state["lr_scale"] *= 0.5
+                        state["bad_evals"] = 0
+                save(last)
+            if (time.time() - started) / 3600 > args.hours or state["step"] >= args.max_steps:
+                done = True
+                break
+        else:
+            state["epoch"] += 1
+    save(last)
+    print("stopped at step", state["step"], flush=True)
+
+
+if __name__ == "__main__":
+    main()

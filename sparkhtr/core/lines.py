@@ -1,0 +1,50 @@
+"""Line-image normalisation shared by training and inference.
+
+Training (``models/training``) and the recogniser call the same function, so what
+the model saw during training is exactly what it sees in production.
+
+>>> import numpy as np
+>>> line = np.full((80, 300), 230, np.uint8); line[30:50, 20:280] = 40
+>>> x = normalize_line(line, height=48)
+>>> x.shape, x.dtype, float(x.max()) > 0.9, float(x[0, 0]) == 0.0
+((48, 180), dtype('float32'), True, True)
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+MIN_LINE_WIDTH = 8
+
+
+def resize_to_height(gray: np.ndarray, height: int, max_width: int | None = None) -> np.ndarray:
+    """Resize a 2-D uint8 image to ``height`` keeping its aspect ratio.
+
+    >>> import numpy as np
+    >>> resize_to_height(np.zeros((64, 640), np.uint8), 32).shape
+    (32, 320)
+    """
+    if gray.ndim != 2:
+        raise ValueError(f"expected a 2-D grayscale image, got shape {gray.shape}")
+    h, w = gray.shape
+    new_w = max(MIN_LINE_WIDTH, int(round(w * height / max(h, 1))))
+    if max_width is not None:
+        new_w = min(new_w, max_width)
+    interp = cv2.INTER_AREA if h > height else cv2.INTER_LINEAR
+    return cv2.resize(gray, (new_w, height), interpolation=interp)
+
+
+def normalize_line(gray: np.ndarray, height: int, max_width: int | None = None) -> np.ndarray:
+    """Model input for one line: ``float32[height, width]``, background 0, ink 1.
+
+    Contrast is stretched between the background level (the median, since most of a
+    line crop is paper) and the darkest ink (1st percentile), which makes faded
+    pencil and dark ink look alike to the model.
+    """
+    resized = resize_to_height(gray, height, max_width)
+    pixels = resized.astype(np.float32)
+    background = float(np.median(pixels))
+    ink = float(np.percentile(pixels, 1.0))
+    spread = max(background - ink, 16.0)
+    return np.clip((background - pixels) / spread, 0.0, 1.0).astype(np.float32)
