@@ -100,7 +100,8 @@ def width_batches(widths: list[int], max_lines: int, max_pixels_width: int, rng:
         part = sorted(order[start:start + chunk], key=lambda i: widths[i])
         batch: list[int] = []
         for i in part:
-            if batch and (len(batch) + 1) * max(widths[i], widths[batch[-1]]) > max_pixels_width or len(batch) == max_lines:
+            too_wide = bool(batch) and (len(batch) + 1) * max(widths[i], widths[batch[-1]]) > max_pixels_width
+            if too_wide or len(batch) == max_lines:
                 batches.append(batch)
                 batch = []
             batch.append(i)

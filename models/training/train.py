@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from models.training.data import DATASETS, augment, collate, data_root, load_split, width_batches
-from models.training.model import WIDTH_STRIDE, CRNN
+from models.training.model import CRNN, WIDTH_STRIDE
 from sparkhtr.core.alphabet import DEFAULT_CHARACTERS, Alphabet
 from sparkhtr.core.ctc import greedy_decode
 from sparkhtr.core.metrics import cer, wer
@@ -36,11 +36,11 @@ def evaluate(model: CRNN, samples, alphabet: Alphabet, batch_lines: int = 32) ->
             idx = order[start:start + batch_lines]
             batch, widths = collate([samples[i].image for i in idx], WIDTH_STRIDE)
             logp = model(torch.from_numpy(batch)).numpy()
-            for i, (classes, _) in zip(idx, greedy_decode(logp, -(-widths // WIDTH_STRIDE))):
+            for i, (classes, _) in zip(idx, greedy_decode(logp, -(-widths // WIDTH_STRIDE)), strict=True):
                 hyps[i] = alphabet.decode(classes)
     model.train()
     report: dict[str, dict[str, float]] = {}
-    for name in sorted({s.dataset for s in samples}) + ["all"]:
+    for name in [*sorted({s.dataset for s in samples}), "all"]:
         ids = [i for i, s in enumerate(samples) if name in ("all", s.dataset)]
         refs = [samples[i].text for i in ids]
         out = [hyps[i] for i in ids]

@@ -28,7 +28,7 @@ def resize_to_height(gray: np.ndarray, height: int, max_width: int | None = None
     if gray.ndim != 2:
         raise ValueError(f"expected a 2-D grayscale image, got shape {gray.shape}")
     h, w = gray.shape
-    new_w = max(MIN_LINE_WIDTH, int(round(w * height / max(h, 1))))
+    new_w = max(MIN_LINE_WIDTH, round(w * height / max(h, 1)))
     if max_width is not None:
         new_w = min(new_w, max_width)
     interp = cv2.INTER_AREA if h > height else cv2.INTER_LINEAR

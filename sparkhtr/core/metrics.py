@@ -18,7 +18,7 @@ def edit_counts(references: Sequence[str], hypotheses: Sequence[str], words: boo
     if len(references) != len(hypotheses):
         raise ValueError("references and hypotheses differ in length")
     errors = total = 0
-    for ref, hyp in zip(references, hypotheses):
+    for ref, hyp in zip(references, hypotheses, strict=True):
         r, h = (ref.split(), hyp.split()) if words else (ref, hyp)
         errors += Levenshtein.distance(r, h)
         total += len(r)
