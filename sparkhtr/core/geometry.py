@@ -63,7 +63,9 @@ def to_source(lines: Sequence[SegmentedLine], angle_degrees: float, deskewed_siz
         baseline = [_clip(p, sw, sh) for p in map_points(line.baseline, inverse)]
         xs = [p[0] for p in polygon] or [0.0]
         ys = [p[1] for p in polygon] or [0.0]
-        bbox = BBox(math.floor(min(xs)), math.floor(min(ys)), math.ceil(max(xs)), math.ceil(max(ys)))
+        # the tolerance keeps float noise (49.9999999) from widening the box by a pixel
+        bbox = BBox(math.floor(min(xs) + 1e-6), math.floor(min(ys) + 1e-6),
+                    math.ceil(max(xs) - 1e-6), math.ceil(max(ys) - 1e-6))
         out.append(replace(line, bbox=bbox, polygon=polygon, baseline=baseline))
     return out
 
