@@ -1,0 +1,253 @@
+"""Delta tables with or without the Delta jar: one small facade over two backends.
+
+* ``native``: the Delta jar is on the classpath and the session is configured
+  for it (Databricks, clusters started with ``--packages io.delta:...``):
+  ``df.write.format("delta")`` and ``spark.read.format("delta")``.
+* ``delta-rs``: everywhere else. Spark tasks write Parquet through a Python Data
+  Source and delta-rs commits them as one Delta version
+  (:mod:`sparkhtr.io._delta_rs`); reads hand the snapshot's file list to Spark's
+  own Parquet reader.
+
+Both backends check schemas the same way before writing: a DataFrame must have
+the table's columns and types (nullability and column order do not matter);
+new columns need ``merge_schema=True``. A DataFrame from :func:`read_delta`
+(and a view from :func:`register_tables`) is a snapshot on the delta-rs
+backend: read again after a write to see it.
+
+Force a backend with the Spark conf ``spark.sparkhtr.delta.backend``
+(``native`` or ``delta-rs``), e.g. where the Delta classes are built in but the
+extension conf is not visible.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import uuid
+import weakref
+from collections.abc import Sequence
+
+from deltalake import DeltaTable as RsDeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import StructType
+
+from sparkhtr.errors import TableError
+from sparkhtr.io import _delta_rs
+
+__all__ = ["delta_backend", "read_delta", "register_tables", "table_exists", "write_delta"]
+
+NATIVE = "native"
+DELTA_RS = "delta-rs"
+BACKEND_CONF = "spark.sparkhtr.delta.backend"
+_DELTA_CLASS = "io.delta.tables.DeltaTable"
+_DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
+_DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+_MODES = ("append", "overwrite")
+
+_backends: weakref.WeakKeyDictionary[SparkSession, str] = weakref.WeakKeyDictionary()
+
+
+def delta_backend(spark: SparkSession) -> str:
+    """``"native"`` when the session can use the Delta jar, else ``"delta-rs"`` (cached per session).
+
+    Native needs all three: the class ``io.delta.tables.DeltaTable`` loads through
+    the JVM's context class loader, ``spark.sql.extensions`` names
+    ``DeltaSparkSessionExtension`` and ``spark_catalog`` is the ``DeltaCatalog``.
+    """
+    cached = _backends.get(spark)
+    if cached is None:
+        forced = (spark.conf.get(BACKEND_CONF, "") or "").strip().lower()
+        if forced in (NATIVE, DELTA_RS):
+            cached = forced
+        else:
+            extensions = spark.conf.get("spark.sql.extensions", "") or ""
+            catalog = spark.conf.get("spark.sql.catalog.spark_catalog", "") or ""
+            configured = _DELTA_EXTENSION in extensions.split(",") and catalog == _DELTA_CATALOG
+            cached = NATIVE if configured and _jar_loaded(spark) else DELTA_RS
+        _backends[spark] = cached
+    return cached
+
+
+def _jar_loaded(spark: SparkSession) -> bool:
+    """Whether the Delta classes load in the driver JVM (True under Spark Connect, which has no py4j)."""
+    try:
+        jvm = spark.sparkContext._jvm
+    except Exception:  # Spark Connect sessions refuse sparkContext
+        jvm = None
+    if jvm is None:
+        return True  # Spark Connect: only the server knows; the conf check above decides
+    try:
+        loader = jvm.java.lang.Thread.currentThread().getContextClassLoader()
+        jvm.java.lang.Class.forName(_DELTA_CLASS, False, loader)
+    except Exception:  # py4j's Py4JJavaError wraps the ClassNotFoundException
+        return False
+    return True
+
+
+def table_exists(path: str | os.PathLike[str], spark: SparkSession | None = None) -> bool:
+    """Whether ``path`` is the root of a Delta table (through the jar when ``spark`` is native)."""
+    location = _delta_rs.normalize_path(path)
+    if spark is not None and delta_backend(spark) == NATIVE:
+        from delta.tables import DeltaTable
+
+        return bool(DeltaTable.isDeltaTable(spark, location))
+    return bool(RsDeltaTable.is_deltatable(location))
+
+
+def write_delta(
+    df: DataFrame,
+    path: str | os.PathLike[str],
+    *,
+    mode: str = "append",
+    partition_by: Sequence[str] | None = None,
+    merge_schema: bool = False,
+) -> int:
+    """Append ``df`` to, or overwrite, the Delta table at ``path`` (created if missing) in one version.
+
+    Returns the number of rows written (-1 where the native backend does not report it).
+    An empty DataFrame creates a missing table with its schema, overwrites an existing
+    one with nothing, and appends nothing without creating a version.
+
+    Raises :class:`TableError` when the schema or partitioning differs from the table's;
+    ``merge_schema=True`` adds the DataFrame's new columns to the table (on the delta-rs
+    backend an append then takes two versions: the added columns, then the rows).
+    """
+    if mode not in _MODES:
+        raise TableError(f"mode must be one of {_MODES}, not {mode!r}")
+    spark = df.sparkSession
+    location = _delta_rs.normalize_path(path)
+    backend = delta_backend(spark)
+    data_schema = _delta_rs.as_nullable(df.schema)
+    assert isinstance(data_schema, StructType)
+    current = _current_table(spark, location, backend)
+    if current is None:
+        table_schema, partitions = data_schema, list(partition_by or [])
+    else:
+        existing_schema, existing_partitions = current
+        partitions = list(partition_by) if partition_by is not None else existing_partitions
+        if partitions != existing_partitions:
+            raise TableError(f"Delta table {location} is partitioned by {existing_partitions}, not {partitions}")
+        table_schema = _validated_schema(location, existing_schema, data_schema, merge_schema)
+    _check_partition_columns(table_schema, partitions)
+    # Tasks write columns in the table's order; the files then match its schema.
+    df = df.select(*[_delta_rs.quoted(name) for name in table_schema.fieldNames()])
+    if backend == NATIVE:
+        return _write_native(df, location, mode, partitions, merge_schema)
+    return _write_delta_rs(df, location, mode, table_schema, partitions, merge_schema)
+
+
+def _current_table(spark: SparkSession, location: str, backend: str) -> tuple[StructType, list[str]] | None:
+    """The existing table's schema and partition columns, or None when there is no table."""
+    if not table_exists(location, spark):
+        return None
+    if backend == NATIVE:
+        from delta.tables import DeltaTable
+
+        schema = spark.read.format("delta").load(location).schema
+        partitions = DeltaTable.forPath(spark, location).detail().first()["partitionColumns"]
+        return schema, list(partitions)
+    table = RsDeltaTable(location)
+    return _delta_rs.spark_schema(table), list(table.metadata().partition_columns)
+
+
+def _validated_schema(location: str, table: StructType, data: StructType, merge_schema: bool) -> StructType:
+    """The table's schema after the write, or TableError naming what differs."""
+    problems, new_fields = _delta_rs.schema_diff(table, data)
+    if new_fields and not merge_schema:
+        problems.append(
+            "new columns "
+            + ", ".join(f"{f.name} {f.dataType.simpleString()}" for f in new_fields)
+            + " (pass merge_schema=True to add them)"
+        )
+    if problems:
+        raise TableError(f"schema of the data does not match Delta table {location}: " + "; ".join(problems))
+    return StructType([*table.fields, *new_fields])
+
+
+def _check_partition_columns(schema: StructType, partitions: Sequence[str]) -> None:
+    types = {f.name: f.dataType for f in schema.fields}
+    for name in partitions:
+        if name not in types:
+            raise TableError(f"partition column {name} is not in the schema {schema.simpleString()}")
+        if not isinstance(types[name], _delta_rs.PARTITION_TYPES):
+            raise TableError(f"partition column {name} has type {types[name].simpleString()}; use a string or integer")
+    if partitions and len(partitions) == len(schema.fields):
+        raise TableError("a Delta table needs at least one column that is not a partition column")
+
+
+def _write_native(df: DataFrame, location: str, mode: str, partitions: list[str], merge_schema: bool) -> int:
+    from delta.tables import DeltaTable
+
+    writer = df.write.format("delta").mode(mode).option("mergeSchema", str(merge_schema).lower())
+    if partitions:
+        writer = writer.partitionBy(*partitions)
+    writer.save(location)
+    try:
+        metrics = DeltaTable.forPath(df.sparkSession, location).history(1).first()["operationMetrics"] or {}
+        return int(metrics["numOutputRows"])
+    except Exception:  # metrics are best effort (absent for some operations / versions)
+        return -1
+
+
+def _write_delta_rs(
+    df: DataFrame, location: str, mode: str, schema: StructType, partitions: list[str], merge_schema: bool
+) -> int:
+    _delta_rs.ensure_registered(df.sparkSession)
+    spec = _delta_rs.WriteSpec(location, schema, partitions, uuid.uuid4().hex, merge_schema)
+    try:
+        df.write.format(_delta_rs.FORMAT_NAME).mode(mode).options(**spec.to_options()).save(location)
+    except Exception as exc:
+        # The commit runs in a Python worker: its TableError reaches us as Spark's
+        # AnalysisException text. Task failures (the data's own errors) pass unchanged.
+        if "sparkhtr.errors.TableError" not in str(exc) and "TableError:" not in str(exc):
+            raise
+        raise TableError(_last_error_line(str(exc), "TableError:")) from exc
+    return _delta_rs.rows_written(location, spec.write_id)
+
+
+def _last_error_line(text: str, marker: str) -> str:
+    """The message after the last ``marker`` in a Python traceback carried in a Spark error.
+
+    >>> _last_error_line("Traceback...\\nsparkhtr.errors.TableError: it changed\\n SQLSTATE: 38000", "TableError:")
+    'it changed'
+    """
+    tail = text.rsplit(marker, 1)[-1]
+    return tail.strip().splitlines()[0].strip() if tail.strip() else text
+
+
+def read_delta(spark: SparkSession, path: str | os.PathLike[str]) -> DataFrame:
+    """Read the current version of the Delta table at ``path``; TableError when there is none."""
+    location = _delta_rs.normalize_path(path)
+    if not table_exists(location, spark):
+        raise TableError(f"no Delta table at {location}")
+    if delta_backend(spark) == NATIVE:
+        return spark.read.format("delta").load(location)
+    table = RsDeltaTable(location)
+    _delta_rs.check_readable(table, location)
+    schema = _delta_rs.spark_schema(table)
+    files = table.file_uris()
+    if not files:
+        return spark.createDataFrame([], schema)
+    # Spark's own Parquet reader; basePath turns the partition folders back into columns.
+    df = spark.read.schema(schema).option("basePath", location).parquet(*files)
+    # Spark puts partition columns last; keep the table's order.
+    return df.select(*[_delta_rs.quoted(name) for name in schema.fieldNames()])
+
+
+def register_tables(
+    spark: SparkSession, tables_dir: str | os.PathLike[str], names: Sequence[str] = ("pages", "lines", "runs")
+) -> list[str]:
+    """Register each existing ``tables_dir/<name>`` Delta table as a temp view; return the names registered.
+
+    Temp views on both backends: no metastore needed, and re-registering after a
+    write refreshes the delta-rs snapshot.
+    """
+    root = _delta_rs.normalize_path(tables_dir)
+    join = posixpath.join if "://" in root else os.path.join
+    registered = []
+    for name in names:
+        location = join(root, name)
+        if table_exists(location, spark):
+            read_delta(spark, location).createOrReplaceTempView(name)
+            registered.append(name)
+    return registered
