@@ -63,6 +63,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-steps", type=int, default=200_000)
     p.add_argument("--limit", type=int, default=None, help="lines per dataset (smoke runs)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fonts", default=None, help="handwriting font folder for synthetic lines")
+    p.add_argument("--synthetic-fraction", type=float, default=0.0,
+                   help="share of synthetic lines in each epoch (fresh ones every epoch)")
     args = p.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -94,19 +97,30 @@ def main(argv: list[str] | None = None) -> None:
         tmp.replace(path)
 
     rng = random.Random(args.seed + state["step"])
+    synthetic = None
+    if args.fonts and args.synthetic_fraction > 0:
+        from models.training.synthetic import SyntheticLines
+
+        synthetic = SyntheticLines(args.fonts, args.height, args.max_width, seed=args.seed + state["step"])
+    n_synthetic = int(len(train) * args.synthetic_fraction / max(1e-9, 1 - args.synthetic_fraction))
     started = time.time()
     seconds_at_start = state["train_seconds"]
     model.train()
     done = False
     while not done:
-        widths = [s.image.shape[1] for s in train]
+        epoch_lines = train
+        if synthetic is not None:
+            t_syn = time.time()
+            epoch_lines = train + synthetic.sample(n_synthetic)
+            print(f"rendered {n_synthetic} synthetic lines in {time.time() - t_syn:.0f}s", flush=True)
+        widths = [s.image.shape[1] for s in epoch_lines]
         for batch_ids in width_batches(widths, args.batch_lines, args.batch_width, rng):
             warm = min(1.0, (state["step"] + 1) / 500)
             for group in optimizer.param_groups:
                 group["lr"] = args.lr * warm * state["lr_scale"]
-            images = [augment(train[i].image, rng) for i in batch_ids]
+            images = [augment(epoch_lines[i].image, rng) for i in batch_ids]
             batch, widths_b = collate(images, WIDTH_STRIDE)
-            targets = [alphabet.encode(train[i].text) for i in batch_ids]
+            targets = [alphabet.encode(epoch_lines[i].text) for i in batch_ids]
             logp = model(torch.from_numpy(batch))  # B, T, C
             in_lens = torch.from_numpy(np.minimum(-(-widths_b // WIDTH_STRIDE), logp.shape[1]))
             tgt_lens = torch.tensor([len(t) for t in targets])

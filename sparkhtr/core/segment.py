@@ -93,7 +93,10 @@ def _components(ink: np.ndarray, config: SegmenterConfig) -> _Components:
     fill = area / np.maximum(cw * ch, 1)
     solid = (fill > 0.7) & (area > 0.001 * h * w)
     thin_rule = ((cw > 20 * np.maximum(ch, 1)) & (cw > 0.25 * w)) | ((ch > 20 * np.maximum(cw, 1)) & (ch > 0.25 * h))
-    keep &= ~(huge | edge_strip | solid | thin_rule)
+    # specks along the scan's edges (dark frame, binding shadow) are never text
+    band = max(2, int(0.015 * min(h, w)))
+    in_band = (x + cw <= band) | (y + ch <= band) | (x >= w - band) | (y >= h - band)
+    keep &= ~(huge | edge_strip | solid | thin_rule | touching | in_band)
     return _Components(labels, stats, centroids, keep)
 
 
@@ -123,14 +126,14 @@ def _columns(ink_kept: np.ndarray, unit: float, config: SegmenterConfig) -> list
     total = profile.sum()
     if total <= 0:
         return [(0, w)]
-    empty = profile < 0.02 * profile.max()
+    empty = profile < 0.05 * profile.max()
     cuts: list[int] = []
     start = None
     for xi in range(w + 1):
         if xi < w and empty[xi]:
             start = xi if start is None else start
             continue
-        if start is not None and start > 0 and xi < w and xi - start >= config.column_gap * unit:
+        if start is not None and start > 0 and xi < w and xi - start >= config.column_gap * unit / 2:
             left, right = profile[:start].sum(), profile[xi:].sum()
             if min(left, right) > 0.15 * total:
                 cuts.append((start + xi) // 2)
@@ -277,10 +280,15 @@ def segment_lines(gray: np.ndarray, config: SegmenterConfig = SegmenterConfig())
     order = sorted(range(len(lines_meta)), key=lambda i: lines_meta[i])
     label_line = np.full(len(comp.keep), -1, np.int64)
     label_line[:] = line_of
+    heights = comp.stats[:, cv2.CC_STAT_HEIGHT]
     for line_id in order:
         if ink_per_line[line_id] <= floor or len(result) >= config.max_lines:
             continue
         ids = np.nonzero(line_of == line_id)[0]
+        # a "line" made mostly of specks (stamp dots, paper grain) is not writing
+        word_ink = areas[ids][heights[ids] >= 0.4 * unit].sum()
+        if word_ink < 0.4 * areas[ids].sum():
+            continue
         x0 = int(comp.stats[ids, cv2.CC_STAT_LEFT].min())
         y0 = int(tops[ids].min())
         x1 = int((comp.stats[ids, cv2.CC_STAT_LEFT] + comp.stats[ids, cv2.CC_STAT_WIDTH]).max())
