@@ -61,7 +61,9 @@ class ArrowTransformer(Transformer, HasHandleInvalid, DefaultParamsReadable, Def
         return self._set(**kwargs)
 
     def _map_batches(self, df: DataFrame, output_schema: StructType, fn: BatchFunction) -> DataFrame:
-        arrow_schema = to_arrow_schema(output_schema)
+        # Spark hands mapInArrow timestamps in the session time zone; declare the same
+        timezone = df.sparkSession.conf.get("spark.sql.session.timeZone") or "UTC"
+        arrow_schema = to_arrow_schema(output_schema, timezone=timezone)
 
         def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
             limit_native_threads()

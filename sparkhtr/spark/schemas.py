@@ -2,7 +2,8 @@
 
 Images travel between stages as ``struct<height, width, channels, data>`` with raw
 uint8 pixels (row-major), like Spark's own image source, so no stage pays for
-re-encoding. Line rows carry only small crops.
+re-encoding. Line rows carry only small crops. Nested fields are nullable: an error
+row's null struct has null children in Arrow, which a non-nullable child refuses.
 """
 
 from __future__ import annotations
@@ -20,23 +21,23 @@ from pyspark.sql.types import (
 )
 
 IMAGE = StructType([
-    StructField("height", IntegerType(), False),
-    StructField("width", IntegerType(), False),
-    StructField("channels", IntegerType(), False),
-    StructField("data", BinaryType(), False),
+    StructField("height", IntegerType(), True),
+    StructField("width", IntegerType(), True),
+    StructField("channels", IntegerType(), True),
+    StructField("data", BinaryType(), True),
 ])
-POINT = StructType([StructField("x", DoubleType(), False), StructField("y", DoubleType(), False)])
-BBOX = StructType([StructField(n, IntegerType(), False) for n in ("x0", "y0", "x1", "y1")])
+POINT = StructType([StructField("x", DoubleType(), True), StructField("y", DoubleType(), True)])
+BBOX = StructType([StructField(n, IntegerType(), True) for n in ("x0", "y0", "x1", "y1")])
 LINE = StructType([
-    StructField("line", IntegerType(), False),
-    StructField("bbox", BBOX, False),
-    StructField("polygon", ArrayType(POINT, False), False),
-    StructField("baseline", ArrayType(POINT, False), False),
+    StructField("line", IntegerType(), True),
+    StructField("bbox", BBOX, True),
+    StructField("polygon", ArrayType(POINT, True), True),
+    StructField("baseline", ArrayType(POINT, True), True),
     StructField("crop", IMAGE, True),
     StructField("text", StringType(), True),
     StructField("confidence", DoubleType(), True),
 ])
-LINES = ArrayType(LINE, False)
+LINES = ArrayType(LINE, True)
 
 PAGES_TABLE = StructType([
     StructField("path", StringType(), False),
@@ -64,8 +65,8 @@ LINES_TABLE = StructType([
     StructField("text", StringType(), True),
     StructField("confidence", DoubleType(), True),
     StructField("bbox", BBOX, True),
-    StructField("polygon", ArrayType(POINT, False), True),
-    StructField("baseline", ArrayType(POINT, False), True),
+    StructField("polygon", ArrayType(POINT, True), True),
+    StructField("baseline", ArrayType(POINT, True), True),
     StructField("content_sha256", StringType(), True),
     StructField("recognizer", StringType(), True),
     StructField("run_id", StringType(), False),

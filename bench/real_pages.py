@@ -1,0 +1,131 @@
+"""Issue-2 measurements on the 35 real pages of ``../shared/data/pages``, in one run.
+
+1. End to end through local Spark into Delta (``recognize_to_tables``): pages/min,
+   lines/s, every page has a row; then lines found vs ground truth per page and the
+   CER of the page text (ground-truth lines in reading order, ``\\n``-joined).
+2. The time split across stages, measured in one process on the same pages with the
+   same core functions (decode, preprocess, segment, recognise).
+
+    python bench/real_pages.py --data ../shared/data --json bench/results/real_pages.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from sparkhtr.core.alphabet import Alphabet
+from sparkhtr.core.decode import iter_pages
+from sparkhtr.core.metrics import cer
+from sparkhtr.core.preprocess import preprocess_page
+from sparkhtr.core.recognize import LineRecognizer
+from sparkhtr.core.segment import segment_lines
+from sparkhtr.registry import resolve_model
+
+
+def ground_truth(pages_dir: Path) -> dict[str, list[str]]:
+    """File name → ground-truth line texts in reading order."""
+    truth: dict[str, list[str]] = {}
+    for jsonl in sorted(pages_dir.glob("*/pages.jsonl")):
+        for raw in jsonl.read_text(encoding="utf-8").splitlines():
+            row = json.loads(raw)
+            truth[row["image"]] = [line["text"] for line in row["lines"]]
+    return truth
+
+
+def spark_run(pages_dir: Path, out: Path, model: str | None) -> dict:
+    from sparkhtr.io.delta import read_delta
+    from sparkhtr.runner import recognize_to_tables
+    from sparkhtr.spark.session import get_or_create_session
+
+    spark = get_or_create_session()
+    summary = recognize_to_tables(spark, [str(pages_dir)], str(out), model=model, glob="*.jpg")
+    rows = read_delta(spark, str(out / "pages")).where(f"run_id = '{summary.run_id}'").collect()
+    return {"summary": summary, "rows": rows}
+
+
+def stage_split(pages_dir: Path, model: str | None, threads: int) -> dict[str, float]:
+    recognizer = LineRecognizer(resolve_model(model), device="cpu", threads=threads)
+    seconds = {"decode": 0.0, "preprocess": 0.0, "segment": 0.0, "recognize": 0.0}
+    for path in sorted(pages_dir.glob("*/*.jpg")):
+        data = path.read_bytes()
+        t = time.perf_counter()
+        pages = list(iter_pages(data, str(path)))
+        seconds["decode"] += time.perf_counter() - t
+        for page in pages:
+            t = time.perf_counter()
+            pre = preprocess_page(page.image)
+            seconds["preprocess"] += time.perf_counter() - t
+            t = time.perf_counter()
+            lines = segment_lines(pre.image)
+            seconds["segment"] += time.perf_counter() - t
+            t = time.perf_counter()
+            recognizer.recognize([line.crop for line in lines])
+            seconds["recognize"] += time.perf_counter() - t
+    return seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=os.environ.get("SPARKHTR_DATA", "../shared/data"))
+    p.add_argument("--model", default=None)
+    p.add_argument("--out", default=None, help="tables folder (default: a temporary one)")
+    p.add_argument("--json", default=None)
+    args = p.parse_args(argv)
+    pages_dir = Path(args.data) / "pages"
+    if not pages_dir.is_dir():
+        print(f"no pages under {pages_dir}", file=sys.stderr)
+        return 2
+    truth = ground_truth(pages_dir)
+    out = Path(args.out or tempfile.mkdtemp(prefix="sparkhtr-real-"))
+    run = spark_run(pages_dir, out, args.model)
+    summary = run["summary"]
+    alphabet = Alphabet(resolve_model(args.model).alphabet)
+    per_page = []
+    refs, hyps = [], []
+    for row in sorted(run["rows"], key=lambda r: r.path):
+        name = row.path.rsplit("/", 1)[-1]
+        gt = truth.get(name, [])
+        found = row.n_lines or 0
+        per_page.append({"page": name, "status": row.status, "gt_lines": len(gt), "found_lines": found,
+                         "rel_diff": (found - len(gt)) / max(len(gt), 1)})
+        refs.append("\n".join(alphabet.normalize(t) for t in gt))
+        hyps.append(row.text or "")
+    within = sum(abs(p["rel_diff"]) <= 0.10 for p in per_page)
+    diffs = [abs(p["rel_diff"]) for p in per_page]
+    split = stage_split(pages_dir, args.model, threads=1)
+    total = sum(split.values())
+    report = {
+        "pages_expected": len(truth), "pages_rows": len(per_page),
+        "pages_ok": sum(p["status"] == "ok" for p in per_page),
+        "within_10pct": within, "within_10pct_fraction": within / max(len(per_page), 1),
+        "median_abs_rel_diff": statistics.median(diffs) if diffs else None, "max_abs_rel_diff": max(diffs or [0]),
+        "page_text_cer": cer(refs, hyps),
+        "spark_seconds": summary.seconds, "pages_per_minute": summary.pages_per_minute,
+        "lines_per_second": summary.lines_per_second, "lines": summary.lines,
+        "stage_seconds_one_core": split, "stage_fraction": {k: v / total for k, v in split.items()},
+        "per_page": per_page, "model": summary.recognizer, "cores": os.cpu_count(),
+    }
+    print(f"pages: {report['pages_rows']} rows for {report['pages_expected']} pages ({report['pages_ok']} ok)")
+    print(f"line count within ±10 %: {within}/{len(per_page)} pages; median |diff| "
+          f"{100 * report['median_abs_rel_diff']:.1f} %, max {100 * report['max_abs_rel_diff']:.1f} %")
+    print(f"page text CER: {100 * report['page_text_cer']:.2f} %  (model {summary.recognizer})")
+    print(f"end to end (local Spark, {os.cpu_count()} cores): {summary.pages_per_minute:.1f} pages/min, "
+          f"{summary.lines_per_second:.1f} lines/s, {summary.seconds:.1f} s")
+    print("| stage | seconds (1 core) | share |\n|---|---|---|")
+    for k, v in split.items():
+        print(f"| {k} | {v:.2f} | {100 * v / total:.1f} % |")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

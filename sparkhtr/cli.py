@@ -1,0 +1,172 @@
+"""The ``sparkhtr`` command: thin over :mod:`sparkhtr.runner` on an embedded local Spark.
+
+    sparkhtr recognize samples/pages --out out/
+    sparkhtr recognize --lines lines/*.png --out preds.jsonl
+    sparkhtr sql --tables out/ "SELECT path, page, n_lines FROM pages"
+    sparkhtr models
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from sparkhtr import __version__
+from sparkhtr.errors import SparkHtrError
+
+
+def _session(args: argparse.Namespace):
+    from sparkhtr.spark.session import get_or_create_session
+
+    return get_or_create_session(master=args.master, profile=args.profile)
+
+
+def _add_spark_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--master", default=None, help="Spark master (default local[*], or $SPARKHTR_MASTER)")
+    p.add_argument("--profile", default="local", help="Spark conf profile name or .conf path (default local)")
+
+
+def cmd_recognize(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from sparkhtr.runner import Progress, recognize_lines, recognize_to_tables
+
+    spark = _session(args)
+    if args.lines:
+        rows = recognize_lines(spark, args.inputs, model=args.model, device=args.device, glob=args.glob)
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "w", encoding="utf-8") as fh:
+            for row in rows:
+                fh.write(json.dumps({k: row[k] for k in ("path", "text", "confidence")}, ensure_ascii=False) + "\n")
+        errors = sum(1 for r in rows if r["error"])
+        print(f"{len(rows)} line images → {out} ({errors} errors)")
+        for row in rows:
+            if row["error"]:
+                print(f"  error: {row['path']}: {row['error']}", file=sys.stderr)
+        return 0
+    bar = tqdm(total=0, unit="file", disable=args.no_progress, dynamic_ncols=True)
+
+    def show(p: Progress) -> None:
+        bar.total = p.files_total
+        bar.n = p.files_done
+        rate = p.lines / p.seconds if p.seconds else 0.0
+        bar.set_postfix_str(f"pages {p.pages}, lines {p.lines}, {rate:.1f} lines/s", refresh=True)
+
+    summary = recognize_to_tables(spark, args.inputs, args.out, model=args.model, device=args.device,
+                                  glob=args.glob, pdf_dpi=args.pdf_dpi, progress=show)
+    bar.close()
+    print(
+        f"run {summary.run_id}: {summary.files} files, {summary.pages} pages ({summary.errors} errors), "
+        f"{summary.lines} lines in {summary.seconds:.1f} s "
+        f"({summary.pages_per_minute:.1f} pages/min, {summary.lines_per_second:.1f} lines/s)\n"
+        f"recognizer {summary.recognizer}, segmenter {summary.segmenter}\n"
+        f"tables: {args.out}/pages, {args.out}/lines, {args.out}/runs"
+    )
+    return 0
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from sparkhtr.io.delta import register_tables
+
+    spark = _session(args)
+    names = register_tables(spark, args.tables)
+    if not names:
+        print(f"no tables under {args.tables}", file=sys.stderr)
+        return 2
+    result = spark.sql(args.query)
+    if args.format == "json":
+        for row in result.limit(args.limit).toLocalIterator():
+            print(json.dumps(row.asDict(recursive=True), default=str, ensure_ascii=False))
+    else:
+        result.show(args.limit, truncate=args.truncate, vertical=args.format == "vertical")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from sparkhtr.registry import DEFAULT_MODEL, list_models
+
+    for m in list_models():
+        mark = " (default)" if m.name == DEFAULT_MODEL else ""
+        print(f"{m.ref}{mark}\t{m.kind}\theight {m.input_height}\t{len(m.alphabet)} chars\t{m.model_path}")
+    return 0
+
+
+def cmd_eval_lines(args: argparse.Namespace) -> int:
+    from sparkhtr.core.recognize import LineRecognizer
+    from sparkhtr.evaluation import evaluate_parquets
+    from sparkhtr.registry import resolve_model
+
+    root = Path(args.data) / "lines" / args.split
+    files = sorted(root.glob("*.parquet")) if root.is_dir() else [Path(p) for p in args.files]
+    if not files:
+        print(f"no Parquet files under {root}", file=sys.stderr)
+        return 2
+    recognizer = LineRecognizer(resolve_model(args.model), device=args.device, threads=args.threads)
+    report = evaluate_parquets(recognizer, files, args.limit)
+    print(f"{'dataset':<12}{'lines':>7}{'CER %':>9}{'WER %':>9}")
+    for name, row in report["datasets"].items():
+        print(f"{name:<12}{row['lines']:>7}{100 * row['cer']:>9.2f}{100 * row['wer']:>9.2f}")
+    print(f"{report['lines_per_second']:.1f} lines/s ({args.threads or 'all'} threads), model {report['model']}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2, ensure_ascii=False))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sparkhtr", description="Spark-native handwritten text recognition")
+    parser.add_argument("--version", action="version", version=f"sparkhtr {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    rec = sub.add_parser("recognize", help="recognise files or folders into Delta tables (or line images to JSONL)")
+    rec.add_argument("inputs", nargs="+", help="files or folders (any path Spark can read)")
+    rec.add_argument("--out", required=True, help="tables folder (or JSONL file with --lines)")
+    rec.add_argument("--lines", action="store_true", help="each image is one text line: no segmentation")
+    rec.add_argument("--model", default=None, help="bundled model name or model folder (default: bundled default)")
+    rec.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    rec.add_argument("--glob", default=None, help="only files whose name matches this glob, e.g. '*.png'")
+    rec.add_argument("--pdf-dpi", type=int, default=200)
+    rec.add_argument("--no-progress", action="store_true")
+    _add_spark_options(rec)
+    rec.set_defaults(func=cmd_recognize)
+
+    sql = sub.add_parser("sql", help="run Spark SQL over the pages, lines and runs tables")
+    sql.add_argument("--tables", required=True, help="tables folder written by `recognize`")
+    sql.add_argument("query")
+    sql.add_argument("--format", choices=["table", "vertical", "json"], default="table")
+    sql.add_argument("--limit", type=int, default=50)
+    sql.add_argument("--truncate", type=int, default=80)
+    _add_spark_options(sql)
+    sql.set_defaults(func=cmd_sql)
+
+    ev = sub.add_parser("eval-lines", help="CER/WER of a model on labelled line images (Parquet)")
+    ev.add_argument("files", nargs="*", help="Parquet files with text and image columns (instead of --data)")
+    ev.add_argument("--data", default="../shared/data", help="data folder with lines/<split>/*.parquet")
+    ev.add_argument("--split", default="val")
+    ev.add_argument("--model", default=None)
+    ev.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ev.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0 = all cores)")
+    ev.add_argument("--limit", type=int, default=None, help="lines per file")
+    ev.add_argument("--json", default=None, help="also write the report as JSON here")
+    ev.set_defaults(func=cmd_eval_lines)
+
+    models = sub.add_parser("models", help="list bundled models")
+    models.set_defaults(func=cmd_models)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``sparkhtr`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except SparkHtrError as exc:
+        print(f"sparkhtr: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

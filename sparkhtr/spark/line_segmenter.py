@@ -1,0 +1,117 @@
+"""``LineSegmenter``: page image → array of text lines (geometry and crops) in reading order.
+
+>>> LineSegmenter(method="whole").getMethod()
+'whole'
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+from pyspark import keyword_only
+from pyspark.ml.param import Param, Params, TypeConverters
+from pyspark.ml.param.shared import HasInputCol, HasOutputCol
+from pyspark.sql import DataFrame
+from pyspark.sql.pandas.types import to_arrow_type
+from pyspark.sql.types import IntegerType, StringType, StructField
+
+from sparkhtr.core.geometry import to_source
+from sparkhtr.core.preprocess import to_gray
+from sparkhtr.core.segment import SegmenterConfig, segment_lines, segment_whole_image
+from sparkhtr.core.types import SegmentedLine
+from sparkhtr.errors import ConfigError
+from sparkhtr.spark.base import ArrowTransformer, image_to_struct, map_ok_rows, replace_fields, struct_to_image
+from sparkhtr.spark.schemas import IMAGE, LINES, require_columns
+
+METHODS = {"classical": "sparkhtr-classical@1", "whole": "whole-image@1"}
+
+
+class LineSegmenter(ArrowTransformer, HasInputCol, HasOutputCol):
+    """Find text lines on each page.
+
+    ``method='classical'`` binarises the page and separates lines and columns (see
+    :mod:`sparkhtr.core.segment`); ``method='whole'`` treats each image as one line
+    (inputs that are already line images). Output: ``lines`` (array of
+    ``{line, bbox, polygon, baseline, crop, text, confidence}``, text still empty),
+    ``n_lines``, ``width``/``height`` of the page the geometry refers to, and
+    ``segmenter``. Geometry is in the source scan's pixels when the preprocessor
+    recorded a deskew (``skew_degrees``), so exports line up with the original image.
+    The page image is dropped unless ``keepImage``: later stages need only the crops.
+    """
+
+    method: Param[str] = Param(Params._dummy(), "method", "'classical' or 'whole'", TypeConverters.toString)
+    cropHeight: Param[int] = Param(Params._dummy(), "cropHeight", "line crops taller than this are downscaled",
+                                   TypeConverters.toInt)
+    keepImage: Param[bool] = Param(Params._dummy(), "keepImage", "keep the page image column",
+                                   TypeConverters.toBoolean)
+
+    @keyword_only
+    def __init__(self, *, inputCol: str = "image", outputCol: str = "lines", method: str = "classical",
+                 cropHeight: int = 64, keepImage: bool = False, handleInvalid: str = "keep") -> None:
+        super().__init__()
+        self._setDefault(inputCol="image", outputCol="lines", method="classical", cropHeight=64, keepImage=False)
+        self.setParams(**self._input_kwargs)
+
+    def getMethod(self) -> str:
+        return self.getOrDefault(self.method)
+
+    def getCropHeight(self) -> int:
+        return self.getOrDefault(self.cropHeight)
+
+    def getKeepImage(self) -> bool:
+        return self.getOrDefault(self.keepImage)
+
+    def setMethod(self, value: str) -> LineSegmenter:
+        return self._set(method=value)
+
+    def _transform(self, dataset: DataFrame) -> DataFrame:
+        in_col, out_col, method = self.getInputCol(), self.getOutputCol(), self.getMethod()
+        if method not in METHODS:
+            raise ConfigError(f"LineSegmenter method must be one of {sorted(METHODS)}, got {method!r}")
+        require_columns(dataset.schema, {in_col: IMAGE.simpleString(), "status": "string"}, "LineSegmenter")
+        added = [StructField(out_col, LINES, True), StructField("n_lines", IntegerType(), True),
+                 StructField("width", IntegerType(), True), StructField("height", IntegerType(), True),
+                 StructField("segmenter", StringType(), True)]
+        drop = [] if self.getKeepImage() else [in_col]
+        schema = replace_fields(dataset.schema, drop=drop, add=added)
+        outputs = {f.name: to_arrow_type(f.dataType) for f in added}
+        config = SegmenterConfig(crop_height=self.getCropHeight())
+        segment = segment_whole_image if method == "whole" else segment_lines
+        name = METHODS[method]
+        has_source = {"skew_degrees", "source_width", "source_height"} <= set(dataset.columns)
+        fail = self.getHandleInvalid() == "error"
+
+        def segment_batch(batch: pa.RecordBatch) -> list[pa.RecordBatch]:
+            images = batch.column(in_col)
+            source = (batch.column("skew_degrees").to_pylist(), batch.column("source_width").to_pylist(),
+                      batch.column("source_height").to_pylist()) if has_source else None
+
+            def compute(i: int) -> dict[str, Any]:
+                gray = to_gray(struct_to_image(images[i].as_py()))
+                lines = segment(gray, config)
+                width, height = gray.shape[1], gray.shape[0]
+                if source is not None and source[0][i] is not None:
+                    # preprocess_page removed skew_degrees by rotating the page by -skew_degrees
+                    lines = to_source(lines, -source[0][i], (width, height), (source[1][i], source[2][i]))
+                    width, height = source[1][i], source[2][i]
+                return {out_col: [line_struct(k, line) for k, line in enumerate(lines, start=1)],
+                        "n_lines": len(lines), "width": width, "height": height, "segmenter": name}
+
+            return [map_ok_rows(batch, compute, outputs, fail, drop=drop)]
+
+        return self._map_batches(dataset, schema, segment_batch)
+
+
+def line_struct(number: int, line: SegmentedLine) -> dict[str, Any]:
+    """A :class:`SegmentedLine` as a ``LINE`` struct value (text filled in later)."""
+    b = line.bbox
+    return {
+        "line": number,
+        "bbox": {"x0": int(b.x0), "y0": int(b.y0), "x1": int(b.x1), "y1": int(b.y1)},
+        "polygon": [{"x": float(x), "y": float(y)} for x, y in line.polygon],
+        "baseline": [{"x": float(x), "y": float(y)} for x, y in line.baseline],
+        "crop": image_to_struct(line.crop),
+        "text": None,
+        "confidence": None,
+    }
