@@ -300,7 +300,8 @@ def segment_lines(gray: np.ndarray, config: SegmenterConfig = SegmenterConfig())
         mine = owner == line_id
         crop = gray[by0:by1, bx0:bx1].copy()
         crop[(owner >= 0) & ~mine] = 255  # paint out neighbours' ascenders and descenders
-        polygon = _envelope(mine, bx0, by0, step, pad, h, w)
+        polygon = [(min(max(px, bx0), bx1), min(max(py, by0), by1))
+                   for px, py in _envelope(mine, bx0, by0, step, pad, h, w)]
         baseline = _baseline(mine, bx0, by0, step)
         result.append(SegmentedLine(BBox(bx0, by0, bx1, by1), polygon, baseline,
                                     _downscale(crop, config.crop_height)))
