@@ -11,6 +11,7 @@ Otherwise an embedded ``local[*]`` session is started with a conf profile from
 from __future__ import annotations
 
 import os
+import sys
 from importlib import resources
 from pathlib import Path
 
@@ -61,6 +62,9 @@ def get_or_create_session(master: str | None = None, profile: str = "local", app
     if master is None and "PYSPARK_GATEWAY_PORT" in os.environ:
         # launched by spark-submit: its --master and --conf already configured the JVM
         return SparkSession.builder.appName(app_name).getOrCreate()
+    # Embedded Spark starts Python workers with `python3` from PATH unless told otherwise;
+    # they must run this interpreter, which has sparkhtr and its dependencies.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name).master(master or os.environ.get("SPARKHTR_MASTER", "local[*]"))
     settings = {**load_profile(profile), **(conf or {})}
     if _delta_jar_available():
