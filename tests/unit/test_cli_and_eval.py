@@ -1,0 +1,64 @@
+import io
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from sparkhtr.cli import build_parser, main
+from sparkhtr.errors import ConfigError
+from sparkhtr.evaluation import evaluate_lines
+from sparkhtr.spark.session import load_profile
+from tests.helpers.tiny_model import blob_line
+
+
+def test_models_lists_the_bundled_default(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "sparkhtr-latin-crnn@" in out and "(default)" in out
+
+
+def test_parser_knows_every_command():
+    parser = build_parser()
+    args = parser.parse_args(["recognize", "a", "b", "--out", "o", "--device", "cpu"])
+    assert args.inputs == ["a", "b"] and args.device == "cpu" and not args.lines
+    assert parser.parse_args(["sql", "--tables", "t", "SELECT 1"]).query == "SELECT 1"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["recognize", "a", "--out", "o", "--device", "tpu"])
+
+
+def test_eval_lines_on_a_parquet_of_blob_lines(tmp_path, tiny_model_dir, capsys):
+    texts, images = [], []
+    for k in (1, 2, 3, 2):
+        buf = io.BytesIO()
+        Image.fromarray(blob_line(k)).save(buf, "PNG")
+        images.append(buf.getvalue())
+        texts.append("a" * k if k != 3 else "aab")  # one line the tiny model cannot get right
+    pq.write_table(pa.table({"text": texts, "image": images}), tmp_path / "toy.parquet")
+    report_path = tmp_path / "report.json"
+    code = main(["eval-lines", str(tmp_path / "toy.parquet"), "--data", str(tmp_path / "none"),
+                 "--model", str(tiny_model_dir), "--device", "cpu", "--threads", "1", "--json", str(report_path)])
+    assert code == 0
+    report = json.loads(report_path.read_text())
+    assert report["datasets"]["toy"]["lines"] == 4
+    assert report["datasets"]["toy"]["cer"] == pytest.approx(1 / 8)
+    assert "lines/s" in capsys.readouterr().out
+
+
+def test_unknown_model_is_a_clean_error(capsys):
+    assert main(["eval-lines", "x.parquet", "--data", "/nonexistent", "--model", "no-such-model"]) == 2
+    assert "unknown model" in capsys.readouterr().err
+
+
+def test_evaluate_lines_groups():
+    report = evaluate_lines(["ab", "cd"], ["ab", "xd"], ["g1", "g2"])
+    assert report["g1"]["cer"] == 0.0 and report["g2"]["cer"] == 0.5 and report["all"]["cer"] == 0.25
+
+
+def test_conf_profiles():
+    local = load_profile("local")
+    assert local["spark.python.worker.reuse"] == "true"
+    assert "spark.executor.resource.gpu.amount" in load_profile("gpu-cluster")
+    with pytest.raises(ConfigError):
+        load_profile("no-such-profile")
