@@ -57,8 +57,8 @@ def test_lines_mode_writes_jsonl(tmp_path, capsys):
     import numpy as np
     from PIL import Image
 
-    from sparkhtr.core.segment import segment_lines
     from sparkhtr.core.decode import iter_pages
+    from sparkhtr.core.segment import segment_lines
 
     page = next(iter_pages((SAMPLES / "pages" / "sample_01.png").read_bytes()))
     for k, line in enumerate(segment_lines(page.image)[:3]):
