@@ -9,6 +9,7 @@ cross as Arrow without a pandas round trip.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -50,8 +51,45 @@ class HasHandleInvalid(Params):
         return self._set(handleInvalid=value)
 
 
+def with_param_accessors(cls: type) -> type:
+    """Class decorator: a ``getX``/``setX`` pair for every Param ``x`` declared on ``cls``.
+
+    Spark ML writes each of these by hand; generating them keeps every transformer to
+    its Params and its ``_transform``. Accessors a class defines itself are kept.
+    """
+    for name, value in list(vars(cls).items()):
+        if not isinstance(value, Param):
+            continue
+        suffix = name[0].upper() + name[1:]
+
+        def getter(self: Params, _name: str = name) -> Any:
+            return self.getOrDefault(_name)
+
+        def setter(self: Params, value: Any, _name: str = name) -> Any:
+            return self._set(**{_name: value})
+
+        getter.__doc__ = f"Value of Param ``{name}``: {value.doc}."
+        setter.__doc__ = f"Set Param ``{name}``: {value.doc}."
+        for prefix, accessor in (("get", getter), ("set", setter)):
+            if f"{prefix}{suffix}" not in vars(cls):
+                accessor.__name__ = f"{prefix}{suffix}"
+                setattr(cls, accessor.__name__, accessor)
+    return cls
+
+
 class ArrowTransformer(Transformer, HasHandleInvalid, DefaultParamsReadable, DefaultParamsWritable):
     """Base of sparkhtr's transformers: keyword-only Params and an Arrow batch mapper."""
+
+    def _init_params(self, kwargs: dict[str, Any]) -> None:
+        """Param defaults from the keyword-only ``__init__`` signature, then the given values.
+
+        Every default is written once, in the signature; the reader's ``cls()`` gets them too.
+        """
+        signature = inspect.signature(type(self).__init__)
+        defaults = {name: p.default for name, p in signature.parameters.items()
+                    if p.kind is inspect.Parameter.KEYWORD_ONLY and name != "handleInvalid"}
+        self._setDefault(**defaults)
+        self.setParams(**kwargs)
 
     @keyword_only
     def setParams(self, **kwargs: Any) -> Any:

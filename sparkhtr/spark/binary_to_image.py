@@ -19,7 +19,7 @@ from pyspark.sql.types import IntegerType, StringType, StructField
 
 from sparkhtr.core.decode import DecodeLimits, content_sha256, iter_pages
 from sparkhtr.errors import SparkHtrError
-from sparkhtr.spark.base import ArrowTransformer, error_message, image_to_struct, replace_fields
+from sparkhtr.spark.base import ArrowTransformer, error_message, image_to_struct, replace_fields, with_param_accessors
 from sparkhtr.spark.schemas import IMAGE, require_columns
 
 # Flush decoded pages to Spark once this many pixel bytes are pending, so a
@@ -28,6 +28,7 @@ FLUSH_BYTES = 64 * 2**20
 _DEFAULT_LIMITS = DecodeLimits()
 
 
+@with_param_accessors
 class BinaryToImage(ArrowTransformer, HasInputCol, HasOutputCol):
     """Decode the ``content`` of ``spark.read.format("binaryFile")`` rows into page images.
 
@@ -49,40 +50,17 @@ class BinaryToImage(ArrowTransformer, HasInputCol, HasOutputCol):
                  maxPages: int = _DEFAULT_LIMITS.max_pages, maxBytes: int = _DEFAULT_LIMITS.max_bytes,
                  handleInvalid: str = "keep") -> None:
         super().__init__()
-        self._setDefault(inputCol="content", outputCol="image", pathCol="path", pdfDpi=200, colorMode="gray",
-                         maxPixels=_DEFAULT_LIMITS.max_pixels, maxPages=_DEFAULT_LIMITS.max_pages,
-                         maxBytes=_DEFAULT_LIMITS.max_bytes)
-        self.setParams(**self._input_kwargs)
+        self._init_params(self._input_kwargs)
 
-    def getPathCol(self) -> str:
-        return self.getOrDefault(self.pathCol)
 
-    def getPdfDpi(self) -> int:
-        return self.getOrDefault(self.pdfDpi)
 
-    def getColorMode(self) -> str:
-        return self.getOrDefault(self.colorMode)
 
-    def getMaxPixels(self) -> int:
-        return self.getOrDefault(self.maxPixels)
 
-    def getMaxPages(self) -> int:
-        return self.getOrDefault(self.maxPages)
 
-    def getMaxBytes(self) -> int:
-        return self.getOrDefault(self.maxBytes)
 
-    def setPdfDpi(self, value: int) -> BinaryToImage:
-        return self._set(pdfDpi=value)
 
-    def setMaxPixels(self, value: int) -> BinaryToImage:
-        return self._set(maxPixels=value)
 
-    def setMaxPages(self, value: int) -> BinaryToImage:
-        return self._set(maxPages=value)
 
-    def setMaxBytes(self, value: int) -> BinaryToImage:
-        return self._set(maxBytes=value)
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
         content_col, path_col, out_col = self.getInputCol(), self.getPathCol(), self.getOutputCol()

@@ -17,10 +17,18 @@ from pyspark.sql.pandas.types import to_arrow_type
 from pyspark.sql.types import DoubleType, IntegerType, StructField
 
 from sparkhtr.core.preprocess import preprocess_page
-from sparkhtr.spark.base import ArrowTransformer, image_to_struct, map_ok_rows, replace_fields, struct_to_image
+from sparkhtr.spark.base import (
+    ArrowTransformer,
+    image_to_struct,
+    map_ok_rows,
+    replace_fields,
+    struct_to_image,
+    with_param_accessors,
+)
 from sparkhtr.spark.schemas import IMAGE, require_columns
 
 
+@with_param_accessors
 class ImagePreprocessor(ArrowTransformer, HasInputCol, HasOutputCol):
     """Page image → grayscale, deskewed, contrast-normalised page image.
 
@@ -41,27 +49,13 @@ class ImagePreprocessor(ArrowTransformer, HasInputCol, HasOutputCol):
                  deskew: bool = True, normalizeContrast: bool = True, maxSkew: float = 15.0,
                  handleInvalid: str = "keep") -> None:
         super().__init__()
-        self._setDefault(inputCol="image", outputCol="image", grayscale=True, deskew=True,
-                         normalizeContrast=True, maxSkew=15.0)
-        self.setParams(**self._input_kwargs)
+        self._init_params(self._input_kwargs)
 
-    def getGrayscale(self) -> bool:
-        return self.getOrDefault(self.grayscale)
 
-    def getDeskew(self) -> bool:
-        return self.getOrDefault(self.deskew)
 
-    def getNormalizeContrast(self) -> bool:
-        return self.getOrDefault(self.normalizeContrast)
 
-    def getMaxSkew(self) -> float:
-        return self.getOrDefault(self.maxSkew)
 
-    def setDeskew(self, value: bool) -> ImagePreprocessor:
-        return self._set(deskew=value)
 
-    def setNormalizeContrast(self, value: bool) -> ImagePreprocessor:
-        return self._set(normalizeContrast=value)
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
         in_col, out_col = self.getInputCol(), self.getOutputCol()

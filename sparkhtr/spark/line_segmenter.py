@@ -21,12 +21,20 @@ from sparkhtr.core.preprocess import to_gray
 from sparkhtr.core.segment import SegmenterConfig, segment_lines, segment_whole_image
 from sparkhtr.core.types import SegmentedLine
 from sparkhtr.errors import ConfigError
-from sparkhtr.spark.base import ArrowTransformer, image_to_struct, map_ok_rows, replace_fields, struct_to_image
+from sparkhtr.spark.base import (
+    ArrowTransformer,
+    image_to_struct,
+    map_ok_rows,
+    replace_fields,
+    struct_to_image,
+    with_param_accessors,
+)
 from sparkhtr.spark.schemas import IMAGE, LINES, require_columns
 
 METHODS = {"classical": "sparkhtr-classical@1", "whole": "whole-image@1"}
 
 
+@with_param_accessors
 class LineSegmenter(ArrowTransformer, HasInputCol, HasOutputCol):
     """Find text lines on each page.
 
@@ -50,20 +58,11 @@ class LineSegmenter(ArrowTransformer, HasInputCol, HasOutputCol):
     def __init__(self, *, inputCol: str = "image", outputCol: str = "lines", method: str = "classical",
                  cropHeight: int = 64, keepImage: bool = False, handleInvalid: str = "keep") -> None:
         super().__init__()
-        self._setDefault(inputCol="image", outputCol="lines", method="classical", cropHeight=64, keepImage=False)
-        self.setParams(**self._input_kwargs)
+        self._init_params(self._input_kwargs)
 
-    def getMethod(self) -> str:
-        return self.getOrDefault(self.method)
 
-    def getCropHeight(self) -> int:
-        return self.getOrDefault(self.cropHeight)
 
-    def getKeepImage(self) -> bool:
-        return self.getOrDefault(self.keepImage)
 
-    def setMethod(self, value: str) -> LineSegmenter:
-        return self._set(method=value)
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
         in_col, out_col, method = self.getInputCol(), self.getOutputCol(), self.getMethod()

@@ -23,7 +23,7 @@ from pyspark.sql.types import StringType, StructField
 from sparkhtr.core.recognize import DEVICES, BatchPolicy, LineRecognizer, task_threads
 from sparkhtr.errors import ConfigError, ModelError
 from sparkhtr.registry import DEFAULT_MODEL, resolve_model
-from sparkhtr.spark.base import ArrowTransformer, error_message, replace_fields, struct_to_image
+from sparkhtr.spark.base import ArrowTransformer, error_message, replace_fields, struct_to_image, with_param_accessors
 from sparkhtr.spark.schemas import LINES, require_columns
 
 _recognizers: dict[tuple[Any, ...], LineRecognizer] = {}
@@ -55,6 +55,7 @@ def worker_recognizer(model: str, sha256: str, device: str, batch_lines: int, ba
     return recognizer
 
 
+@with_param_accessors
 class HandwrittenTextRecognizer(ArrowTransformer, HasInputCol, HasOutputCol):
     """Recognise the lines produced by :class:`~sparkhtr.spark.line_segmenter.LineSegmenter`.
 
@@ -80,9 +81,7 @@ class HandwrittenTextRecognizer(ArrowTransformer, HasInputCol, HasOutputCol):
                  modelSha256: str = "", device: str = "auto", batchLines: int = 64,
                  batchPixels: int = 64 * 48 * 1024, keepCrops: bool = False, handleInvalid: str = "keep") -> None:
         super().__init__()
-        self._setDefault(inputCol="lines", outputCol="lines", model=DEFAULT_MODEL, modelSha256="", device="auto",
-                         batchLines=64, batchPixels=64 * 48 * 1024, keepCrops=False)
-        self.setParams(**self._input_kwargs)
+        self._init_params(self._input_kwargs)
 
     @classmethod
     def pretrained(cls, name: str = DEFAULT_MODEL, **kwargs: Any) -> HandwrittenTextRecognizer:
@@ -90,32 +89,16 @@ class HandwrittenTextRecognizer(ArrowTransformer, HasInputCol, HasOutputCol):
         manifest = resolve_model(name)
         return cls(model=manifest.name, modelSha256=manifest.sha256, **kwargs)
 
-    def getModel(self) -> str:
-        return self.getOrDefault(self.model)
 
-    def getModelSha256(self) -> str:
-        return self.getOrDefault(self.modelSha256)
 
-    def getDevice(self) -> str:
-        return self.getOrDefault(self.device)
 
-    def getBatchLines(self) -> int:
-        return self.getOrDefault(self.batchLines)
 
-    def getBatchPixels(self) -> int:
-        return self.getOrDefault(self.batchPixels)
 
-    def getKeepCrops(self) -> bool:
-        return self.getOrDefault(self.keepCrops)
 
     def setModel(self, value: str) -> HandwrittenTextRecognizer:
         return self._set(model=value, modelSha256="")
 
-    def setDevice(self, value: str) -> HandwrittenTextRecognizer:
-        return self._set(device=value)
 
-    def setBatchLines(self, value: int) -> HandwrittenTextRecognizer:
-        return self._set(batchLines=value)
 
     def resolved_model(self) -> str:
         """``name@version`` of the model this stage runs (resolved on the driver)."""
