@@ -49,6 +49,8 @@ class SegmenterConfig:
     padding: float = 0.25
     max_lines: int = 500
     min_line_ink: float = 0.04  # a line needs this share of the median line's ink
+    valley_ratio: float = 0.6  # two profile peaks are one line unless the valley between drops below this
+    min_peak: float = 0.08  # profile peaks below this share of the column's highest are not lines
 
 
 @dataclass
@@ -142,12 +144,12 @@ def _columns(ink_kept: np.ndarray, unit: float, config: SegmenterConfig) -> list
     return [(bounds[i], bounds[i + 1]) for i in range(len(bounds) - 1)][:4]
 
 
-def _line_centres(profile: np.ndarray, unit: float) -> list[int]:
+def _line_centres(profile: np.ndarray, unit: float, valley_ratio: float = 0.6, min_peak: float = 0.08) -> list[int]:
     """Peaks of a row profile at least ~0.7 text heights apart, with a real valley between them."""
     if profile.size < 3 or profile.max() <= 0:
         return []
     inner = profile[1:-1]
-    is_peak = (inner >= profile[:-2]) & (inner > profile[2:]) & (inner > 0.08 * profile.max())
+    is_peak = (inner >= profile[:-2]) & (inner > profile[2:]) & (inner > min_peak * profile.max())
     candidates = sorted((np.nonzero(is_peak)[0] + 1).tolist(), key=lambda i: -profile[i])
     chosen: list[int] = []
     min_gap = max(2.0, 0.7 * unit)
@@ -161,7 +163,7 @@ def _line_centres(profile: np.ndarray, unit: float) -> list[int]:
         if merged:
             prev = merged[-1]
             valley = profile[prev: c + 1].min()
-            if valley > 0.6 * min(profile[prev], profile[c]):
+            if valley > valley_ratio * min(profile[prev], profile[c]):
                 if profile[c] > profile[prev]:
                     merged[-1] = c
                 continue
@@ -256,7 +258,7 @@ def segment_lines(gray: np.ndarray, config: SegmenterConfig = SegmenterConfig())
     bottoms = tops + comp.stats[:, cv2.CC_STAT_HEIGHT]
     for col, (xa, xb) in enumerate(_columns(ink_kept, unit, config)):
         profile = _smooth(smear[:, xa:xb].sum(axis=1), unit / 4)
-        centres = np.array(_line_centres(profile, unit), float)
+        centres = np.array(_line_centres(profile, unit, config.valley_ratio, config.min_peak), float)
         if centres.size == 0:
             continue
         members = kept_ids[(cx[kept_ids] >= xa) & (cx[kept_ids] < xb)]
