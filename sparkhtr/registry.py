@@ -2,9 +2,9 @@
 
 Each model is a folder with ``model.onnx``, ``manifest.json`` and ``MODEL_CARD.md``.
 Bundled models ship inside the wheel (package ``sparkhtr_models``, the repository's
-``models/`` folder). A user model is a folder or a ``manifest.json`` path, local or
-any URI that fsspec-free ``file://`` resolves to; remote URIs are copied by Spark
-(``SparkContext.addFile``) before they reach this module.
+``models/`` folder). A user model is a folder or a ``manifest.json`` path, plain or as a
+``file://`` URI, readable on every executor (a shared file system or DBFS mount); an
+object-store model must first be copied there (e.g. with ``SparkContext.addFile``).
 
 >>> [m.name for m in list_models()][:1]  # doctest: +SKIP
 ['sparkhtr-latin-crnn']

@@ -86,7 +86,7 @@ def recognize_to_tables(spark: SparkSession, inputs: Sequence[str], out_dir: str
     """Run the default pipeline over ``inputs`` and append to ``out_dir/{pages,lines,runs}``.
 
     >>> recognize_to_tables(spark, ["samples/pages"], "/tmp/out")  # doctest: +SKIP
-    RunSummary(run_id='...', files=6, pages=7, ...)
+    RunSummary(run_id='...', input='samples/pages', files=5, pages=6, errors=0, lines=131, ...)
     """
     from sparkhtr.registry import DEFAULT_MODEL
 
