@@ -1,13 +1,23 @@
-"""Classical line segmentation of handwritten pages: components, columns, profile peaks.
+"""Classical line segmentation of handwritten pages: ink, blocks, line tracks, components.
 
-The page is binarised (Otsu on the contrast-normalised page); connected components
-that are noise, scan borders or stains are dropped; the text height is the median
-component height. Columns are split at wide vertical gaps. In each column, a
-horizontally smeared ink profile peaks once per text line; every component joins
-the line whose centre is nearest, which follows slanted and wavy writing better
-than cutting the page at fixed rows. A line's polygon is the upper and lower ink
-envelope of its components, its baseline a robust straight fit of the lower core
-edge, and its crop the line's box with other lines' strokes painted out.
+1. **Ink**: a pixel is ink when it is darker than its neighbourhood's mean by a margin
+   set from the paper's own noise (faint pencil stays, paper grain goes) and is part of
+   a thin dark feature (a black top-hat: scan borders, shadows and paper edges are
+   not strokes). Long straight rulings are removed with morphological openings;
+   specks, scan borders, frames, blots and show-through from the back of the sheet are
+   dropped as components. The *text height* (the width-weighted median height of the
+   components) is the unit of every other distance.
+2. **Blocks**: a recursive XY cut splits the page at vertical gaps (columns, marginal
+   notes; slightly slanted gutters too) and wide horizontal gaps, which gives the
+   reading order: columns left to right, then top to bottom.
+3. **Tracks**: in each block the ink is smeared with an anisotropic Gaussian (wide in x,
+   narrow in y); each column of the smeared map peaks once per text line, and the
+   peaks are linked left to right into tracks, which follow slanted and wavy lines.
+4. **Lines**: each block is cut between neighbouring tracks along the smeared map's
+   valley; every component joins the track holding most of its pixels (a tall one
+   shared by two lines, touching ascenders and descenders, is cut along the valley);
+   each line gets an outline from its ink envelope, a robust baseline, and a crop with
+   everything outside its outline, and other lines' strokes inside it, painted white.
 
 >>> import numpy as np, cv2
 >>> page = np.full((400, 700), 250, np.uint8)
@@ -34,31 +44,50 @@ __all__ = ["SegmenterConfig", "segment_lines", "segment_whole_image"]
 
 @dataclass(frozen=True)
 class SegmenterConfig:
-    """Tunables of the classical segmenter.
+    """Tunables of the classical segmenter. Distances are in text heights unless stated.
 
-    ``crop_height``: crops taller than this are downscaled (the recogniser works at 48).
-    ``min_component_area``: smaller ink specks are noise. ``column_gap``: a vertical gap
-    this many text heights wide separates columns. ``padding``: crop and polygon margin in
-    text heights. ``max_lines``: a page with more candidate lines is cut off there (a
-    guard against pathological noise, not a real limit of handwriting pages).
+    - ``crop_height``: crops taller than this many pixels are downscaled, keeping the
+      aspect (the recogniser normalises to 48 anyway).
+    - ``max_side``: a page with a longer side is analysed downscaled to it; geometry
+      and crops stay in the input's pixels.
+    - ``ink_sigma``: ink is this many paper-noise deviations darker than its surroundings.
+    - ``faint_ratio``: components this many times lighter than the writing, when the
+      page has two well-separated inks, are show-through from the back (0 keeps them).
+    - ``column_gap`` / ``block_gap``: the vertical / horizontal whitespace that
+      separates columns / blocks.
+    - ``smear_x`` / ``smear_y``: the Gaussian that turns a line's words into one ridge.
+    - ``track_threshold``: ridges weaker than this share of a block's strong ridges are
+      not lines. ``join_gap``: collinear tracks this close are one line.
+    - ``valley_ratio`` / ``density_ratio``: a weaker track running alongside a stronger
+      one is the same line (its ascenders or descenders) when the smeared ink between
+      them stays above ``valley_ratio`` of the ridges and it is less than
+      ``density_ratio`` as dense.
+    - ``max_slope``: a track steeper than this (dy/dx) is not a line of the deskewed
+      page's writing (stamps, flourishes, upright notes).
+    - ``min_line_height``: lines whose ink is lower than this are dropped (dots, dashes);
+      ``min_line_ink``: so are lines with less ink than this share of a well-filled
+      line of the page (ticks, specks, stray marks).
+    - ``padding``: outline and crop margin around the ink.
+    - ``max_lines``: a guard against pathological pages (noise), not a limit of real ones.
     """
 
     crop_height: int = 64
-    min_component_area: int = 6
-    column_gap: float = 2.5
-    padding: float = 0.25
+    max_side: int = 2600
+    ink_sigma: float = 3.0
+    faint_ratio: float = 1.7
+    column_gap: float = 1.6
+    block_gap: float = 2.5
+    smear_x: float = 2.0
+    smear_y: float = 0.3
+    track_threshold: float = 0.2
+    join_gap: float = 4.0
+    valley_ratio: float = 0.6
+    density_ratio: float = 0.6
+    max_slope: float = 0.2
+    min_line_height: float = 0.45
+    min_line_ink: float = 0.04
+    padding: float = 0.15
     max_lines: int = 500
-    min_line_ink: float = 0.04  # a line needs this share of the median line's ink
-    valley_ratio: float = 0.6  # two profile peaks are one line unless the valley between drops below this
-    min_peak: float = 0.08  # profile peaks below this share of the column's highest are not lines
-
-
-@dataclass
-class _Components:
-    labels: np.ndarray  # int32 label image
-    stats: np.ndarray  # x, y, w, h, area per label (row 0 = background)
-    centroids: np.ndarray
-    keep: np.ndarray  # bool per label: text-like component
 
 
 def _require_gray(gray: np.ndarray) -> np.ndarray:
@@ -70,155 +99,702 @@ def _require_gray(gray: np.ndarray) -> np.ndarray:
     return gray
 
 
-def _binarize(gray: np.ndarray) -> np.ndarray:
-    """Ink mask (uint8 0/1). Otsu on a lightly blurred page; a page with no contrast has no ink."""
-    blurred = cv2.GaussianBlur(gray, (3, 3), 0)
-    lo, hi = np.percentile(blurred, [1, 99])
-    if hi - lo < 24:
-        return np.zeros_like(gray)
-    threshold, _ = cv2.threshold(blurred, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    # Otsu on mostly-paper pages can sit high; never call light paper grain ink
-    threshold = min(threshold, lo + 0.75 * (hi - lo))
-    return (blurred < threshold).astype(np.uint8)
+# ----------------------------------------------------------------------------- ink
 
 
-def _components(ink: np.ndarray, config: SegmenterConfig) -> _Components:
-    _, labels, stats, centroids = cv2.connectedComponentsWithStats(ink, connectivity=8)
+def _binarize(gray: np.ndarray, config: SegmenterConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Ink mask (uint8 0/1) and each pixel's darkness below its neighbourhood's mean."""
+    h, w = gray.shape
+    smooth = cv2.GaussianBlur(gray, (0, 0), 1.0)
+    f = smooth.astype(np.float32)
+    win = max(15, int(max(h, w) / 30)) | 1
+    darker = cv2.boxFilter(f, -1, (win, win), borderType=cv2.BORDER_REFLECT) - f
+    sample = darker[:: max(1, h // 300), :: max(1, w // 300)].ravel()
+    centre = float(np.median(sample))
+    # pixels brighter than their neighbourhood are paper: their spread is the noise level
+    brighter = centre - sample[sample <= centre]
+    noise = 1.4826 * float(np.median(brighter)) if brighter.size else 0.0
+    spread = float(np.percentile(sample, 99.5)) - centre
+    if spread < 12:  # no contrast, no ink, whatever the noise
+        return np.zeros((h, w), np.uint8), darker
+    margin = max(4.0, config.ink_sigma * noise, 0.06 * spread)
+    # strokes are thin: a pixel darker than its surroundings only because it lies in a
+    # large dark area (scan border, shadow, paper edge, blot) is not ink; the black
+    # top-hat responds to dark features narrower than its kernel only
+    size = max(15, int(max(h, w) / 50)) | 1
+    thin = cv2.morphologyEx(smooth, cv2.MORPH_BLACKHAT, cv2.getStructuringElement(cv2.MORPH_RECT, (size, size)))
+    return ((darker > centre + margin) & (thin > margin)).astype(np.uint8), darker
+
+
+def _faint_components(labels: np.ndarray, stats: np.ndarray, darker: np.ndarray, ratio: float) -> np.ndarray:
+    """Components much lighter than the page's writing: show-through from the back of the sheet.
+
+    The components' mean darkness (area-weighted) is split in two by Otsu; the lighter
+    class is dropped only when the classes are far apart (means ``ratio`` apart and
+    well separated) and the lighter one is the minority, so a page written in one
+    ink, however faint, loses nothing.
+    """
+    n = stats.shape[0]
+    faint = np.zeros(n, bool)
+    if ratio <= 0 or n < 3:
+        return faint
+    on = labels > 0
+    area = stats[:, cv2.CC_STAT_AREA].astype(np.float64)
+    mean = np.bincount(labels[on], weights=darker[on], minlength=n) / np.maximum(area, 1)
+    sized = area >= 20
+    sized[0] = False
+    if sized.sum() < 10:
+        return faint
+    hist = np.bincount(np.clip(mean[sized], 0, 255).astype(np.int64), weights=area[sized], minlength=256)[:256]
+    levels = np.arange(256, dtype=np.float64)
+    w0 = np.cumsum(hist)
+    m0 = np.cumsum(hist * levels)
+    sq = np.cumsum(hist * levels * levels)
+    total, total_m = w0[-1], m0[-1]
+    w1 = total - w0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = (m0 * total - total_m * w0) ** 2 / (w0 * w1)
+    between[~np.isfinite(between)] = 0
+    t = int(np.argmax(between))
+    if w0[t] <= 0 or w1[t] <= 0:
+        return faint
+    low, high = m0[t] / w0[t], (total_m - m0[t]) / w1[t]
+    spread = (sq[t] / w0[t] - low**2) + ((sq[-1] - sq[t]) / w1[t] - high**2)
+    separated = (high - low) ** 2 > 8.0 * max(spread, 1e-6)
+    if low <= 0 or high / low < ratio or not separated or w0[t] > 0.4 * total:
+        return faint
+    faint = mean <= t
+    faint[0] = False
+    return faint
+
+
+def _remove_rulings(ink: np.ndarray, unit: float) -> np.ndarray:
+    """Ink minus long straight horizontal and vertical strokes (rulings, frames, margin lines).
+
+    Vertical gaps are bridged first, so that a dashed or faint margin line broken up by
+    the binarisation still reads as one line; horizontal ones are not, as that would
+    fuse the letters of a flat line of writing into a "ruling".
+    """
     h, w = ink.shape
-    x, y, cw, ch, area = (stats[:, i] for i in range(5))
-    keep = area >= config.min_component_area
-    keep[0] = False
-    # scan borders, rulings and stains: very large, or touching the edge and long, or solid blobs
-    huge = (cw > 0.6 * w) | (ch > 0.35 * h)
-    touching = (x == 0) | (y == 0) | (x + cw >= w) | (y + ch >= h)
-    edge_strip = touching & ((cw > 0.2 * w) | (ch > 0.15 * h) | (area > 0.002 * h * w))
-    fill = area / np.maximum(cw * ch, 1)
-    solid = (fill > 0.7) & (area > 0.001 * h * w)
-    thin_rule = ((cw > 20 * np.maximum(ch, 1)) & (cw > 0.25 * w)) | ((ch > 20 * np.maximum(cw, 1)) & (ch > 0.25 * h))
-    # specks along the scan's edges (dark frame, binding shadow) are never text
-    band = max(2, int(0.015 * min(h, w)))
-    in_band = (x + cw <= band) | (y + ch <= band) | (x >= w - band) | (y >= h - band)
-    keep &= ~(huge | edge_strip | solid | thin_rule | touching | in_band)
-    return _Components(labels, stats, centroids, keep)
+    rulings = np.zeros_like(ink)
+    length = int(5 * unit)
+    if length < w:
+        rulings |= cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1)))
+    length = int(3 * unit)
+    if length < h:
+        bridge = cv2.getStructuringElement(cv2.MORPH_RECT, (1, max(3, int(0.3 * unit))))
+        closed = cv2.morphologyEx(ink, cv2.MORPH_CLOSE, bridge)
+        rulings |= cv2.morphologyEx(closed, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, length)))
+    if not rulings.any():
+        return ink
+    # a stroke crossing a ruling keeps its own pixels: remove the ruling's core only
+    return ink & ~cv2.dilate(rulings, np.ones((3, 3), np.uint8))
 
 
-def _text_height(comp: _Components) -> float:
-    """Median height of word-sized components: the unit of every other distance."""
-    heights = comp.stats[comp.keep, cv2.CC_STAT_HEIGHT]
-    areas = comp.stats[comp.keep, cv2.CC_STAT_AREA]
-    if heights.size == 0:
+def _rule_like(labels: np.ndarray, stats: np.ndarray, ink: np.ndarray, unit: float) -> np.ndarray:
+    """Long single strokes (hand-drawn rules, underlines, brackets, paper edges).
+
+    A stroke of width ``t`` and length ``L`` has about ``t * L`` pixels. A straight thin
+    stroke's length is its box's long side, a slanted or curved one's at most ~0.8 of
+    the box's half-perimeter; writing of the same extent goes up and down and crosses
+    itself, so it holds far more ink.
+    """
+    n = stats.shape[0]
+    cw, ch, area = stats[:, 2], stats[:, 3], stats[:, 4].astype(np.float64)
+    long_ = np.maximum(cw, ch) > 3 * unit
+    long_[0] = False
+    if not long_.any():
+        return long_
+    dist = cv2.distanceTransform(ink, cv2.DIST_L2, 3)
+    on = labels > 0
+    # the mean distance to the background is a quarter of the stroke width, plus half a
+    # pixel (a boundary pixel's distance is 1)
+    mean_dist = np.bincount(labels[on], weights=dist[on], minlength=n) / np.maximum(area, 1)
+    length = area / np.maximum(4.0 * (mean_dist - 0.5), 1.0)
+    elongated = (np.minimum(cw, ch) < 0.6 * unit) | (np.maximum(cw, ch) > 6 * np.minimum(cw, ch))
+    straight = (length < 1.0 * (cw + ch)) & elongated
+    return long_ & (straight | (length < 0.8 * (cw + ch)))
+
+
+def _text_height(stats: np.ndarray, shape: tuple[int, int]) -> float:
+    """Typical height of the page's words: the width-weighted median component height.
+
+    Weighting by width lets words outweigh dots, accents, specks and stamp texture;
+    components touching the scan's edge or taller than a tenth of a page (borders,
+    frames, pictures) are left out.
+    """
+    h, w = shape
+    x, y, cw, ch, area = (stats[1:, i].astype(np.int64) for i in range(5))
+    inner = (x > 0) & (y > 0) & (x + cw < w) & (y + ch < h)
+    ok = (ch >= 4) & (area >= 12) & (ch < max(0.1 * h, min(0.5 * h, 120))) & (cw < 0.5 * w) & inner
+    if ok.sum() < 2:
         return 0.0
-    big = heights[areas >= max(np.median(areas), 1)]  # ignore dots and accents
-    return float(np.median(big if big.size else heights))
+    heights, weights = ch[ok], cw[ok]
+    order = np.argsort(heights)
+    cumulative = np.cumsum(weights[order])
+    return float(heights[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])])
 
 
-def _smooth(profile: np.ndarray, sigma: float) -> np.ndarray:
-    if sigma <= 0.5 or profile.size < 3:
-        return profile.astype(np.float64)
-    radius = int(3 * sigma)
-    kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
-    kernel /= kernel.sum()
-    return np.convolve(profile.astype(np.float64), kernel, mode="same")
+def _keep_components(stats: np.ndarray, shape: tuple[int, int], unit: float) -> np.ndarray:
+    """Per component label: is it writing? (not a speck, scan border, frame or blot)."""
+    h, w = shape
+    x, y, cw, ch, area = (stats[:, i].astype(np.int64) for i in range(5))
+    keep = area >= max(4, int(0.02 * unit * unit))
+    keep[0] = False
+    fill = area / np.maximum(cw * ch, 1)
+    # frames and borders: huge and hollow, or long along an edge of the scan
+    huge = ((cw > 0.5 * w) | (ch > 0.3 * h)) & ((fill < 0.15) | (cw > 0.8 * w) | (ch > 0.6 * h))
+    touching = (x <= 1) | (y <= 1) | (x + cw >= w - 1) | (y + ch >= h - 1)
+    edge_strip = touching & ((cw > 4 * unit) | (ch > 4 * unit) | (area > 2 * unit * unit))
+    # ink blots and stains: large and solid, unlike strokes
+    solid = (fill > 0.6) & (area > 4 * unit * unit)
+    # specks in a thin band along the edges (binding shadow, torn edge) are never text
+    band = max(2, int(0.01 * min(h, w)))
+    in_band = (x + cw <= band) | (y + ch <= band) | (x >= w - band) | (y >= h - band)
+    return keep & ~(huge | edge_strip | solid | in_band)
 
 
-def _columns(ink_kept: np.ndarray, unit: float, config: SegmenterConfig) -> list[tuple[int, int]]:
-    """Column x-ranges, split at vertical gaps at least ``column_gap`` text heights wide."""
-    w = ink_kept.shape[1]
-    profile = _smooth(ink_kept.sum(axis=0), unit / 2)
-    total = profile.sum()
-    if total <= 0:
-        return [(0, w)]
-    empty = profile < 0.05 * profile.max()
-    cuts: list[int] = []
-    start = None
-    for xi in range(w + 1):
-        if xi < w and empty[xi]:
-            start = xi if start is None else start
+def _line_pitch(ink: np.ndarray, unit: float) -> float:
+    """Typical distance between text lines (pixels), from the rows' ink profile; 0 when unclear.
+
+    The row profile of each vertical strip a few words wide repeats once per line; the
+    strips' autocorrelations are summed and the first clear peak is the line pitch.
+    """
+    q = max(1, int(unit // 4))
+    h, w = ink.shape
+    small = cv2.resize(ink.astype(np.float32), (max(1, w // q), max(1, h // q)), interpolation=cv2.INTER_AREA)
+    n_rows = small.shape[0]
+    lo = max(2, int(1.5 * unit / q))  # lines are well over a text height apart
+    if n_rows < 8 or lo + 2 >= n_rows:
+        return 0.0
+    strip = max(4, int(8 * unit / q))
+    total = np.zeros(n_rows)
+    for x in range(0, small.shape[1], strip):
+        profile = small[:, x: x + strip].sum(axis=1)
+        profile = profile - profile.mean()
+        if not profile.any():
             continue
-        if start is not None and start > 0 and xi < w and xi - start >= config.column_gap * unit / 2:
-            left, right = profile[:start].sum(), profile[xi:].sum()
-            if min(left, right) > 0.15 * total:
-                cuts.append((start + xi) // 2)
-        start = None
-    bounds = [0, *cuts, w]
-    return [(bounds[i], bounds[i + 1]) for i in range(len(bounds) - 1)][:4]
+        spectrum = np.fft.rfft(profile, 2 * n_rows)
+        total += np.fft.irfft(spectrum * np.conj(spectrum))[:n_rows]
+    if total[0] <= 0:
+        return 0.0
+    corr = total / total[0]
+    inner = corr[lo:-1]
+    peaks = np.flatnonzero((inner > corr[lo - 1:-2]) & (inner >= corr[lo + 1:]) & (inner > 0.2)) + lo
+    return float(peaks[0] * q) if peaks.size else 0.0
 
 
-def _line_centres(profile: np.ndarray, unit: float, valley_ratio: float = 0.6, min_peak: float = 0.08) -> list[int]:
-    """Peaks of a row profile at least ~0.7 text heights apart, with a real valley between them."""
-    if profile.size < 3 or profile.max() <= 0:
+def _find_ink(work: np.ndarray, config: SegmenterConfig
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float] | None:
+    """The page's writing as components: (labels, stats, keep, seed, text height).
+
+    ``keep`` marks the components that are writing; ``seed`` the subset solid enough to
+    say where lines run (not dots, accents, dashes, ruling fragments or long single
+    strokes). ``None`` when the page holds no writing.
+    """
+    ink, darker = _binarize(work, config)
+    if not ink.any():
+        return None
+    _, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    unit = _text_height(stats, ink.shape)
+    if unit < 4:
+        return None
+    ink = _remove_rulings(ink, unit)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    keep = _keep_components(stats, ink.shape, unit) & ~_faint_components(labels, stats, darker, config.faint_ratio)
+    unit = _text_height(stats[np.concatenate(([0], np.flatnonzero(keep[1:]) + 1))], ink.shape) or unit
+    if unit < 4 or not keep.any():
+        return None
+    pitch = _line_pitch(keep[labels], unit)
+    if pitch > 3.5 * unit:
+        # letters broken into pieces (faint pencil, a thin pen) understate the text
+        # height; the line spacing, about 2.5 text heights in handwriting, does not
+        unit = pitch / 2.5
+    cw, ch = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
+    # long thin pieces are ruling fragments; shorter ones (dashes) may be punctuation
+    keep &= ~(((cw >= 3 * unit) & (ch <= 0.2 * unit)) | ((ch >= 2.5 * unit) & (cw <= 0.12 * unit)))
+    thin = ((cw >= 1.5 * unit) & (ch <= 0.2 * unit)) | ((ch >= 1.5 * unit) & (cw <= 0.12 * unit))
+    # single long strokes (rules, flourishes, paper edges) may belong to a line but must not make one
+    seed = keep & (ch >= 0.35 * unit) & ~thin & ~_rule_like(labels, stats, ink, unit)
+    if not seed.any():
+        return None
+    return labels, stats, keep, seed, unit
+
+
+# ---------------------------------------------------------------------------- blocks
+
+
+def _runs(empty: np.ndarray) -> list[tuple[int, int]]:
+    """Maximal runs of True as (start, stop)."""
+    padded = np.concatenate(([False], empty, [False])).astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
+
+
+@dataclass
+class _Block:
+    """A region of the analysis grid: its ink's box and the cuts (half-planes) that bound it."""
+
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+    cuts: tuple[tuple[float, float, float], ...] = ()  # each keeps the cells where a * x + b * y < c
+
+    def mask(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """Which cells of the box ``[y0:y1, x0:x1]`` belong to this block."""
+        ys = np.arange(y0, y1, dtype=np.float64)[:, None]
+        xs = np.arange(x0, x1, dtype=np.float64)[None, :]
+        inside = np.ones((y1 - y0, x1 - x0), bool)
+        for a, b, c in self.cuts:
+            inside &= a * xs + b * ys < c
+        return inside
+
+
+_SHEARS = np.tan(np.radians(np.arange(-4.0, 4.01, 0.5)))
+
+
+def _xy_cut(ys: np.ndarray, xs: np.ndarray, weights: np.ndarray, cuts: tuple[tuple[float, float, float], ...],
+            gap_v: float, gap_h: float, depth: int = 0) -> list[_Block]:
+    """Blocks in reading order: a recursive XY cut of the ink cells ``(ys, xs)`` at empty gaps.
+
+    Vertical gaps (columns, marginal notes) come first and may slant by a few degrees
+    (two pages of a spread are rarely skewed alike); a few strokes crossing a gap do
+    not close it. A tall block may be cut at a gap narrower than ``gap_v``: a straight
+    empty channel running down many lines is a gutter, not word spacing.
+    """
+    if ys.size == 0:
         return []
-    inner = profile[1:-1]
-    is_peak = (inner >= profile[:-2]) & (inner > profile[2:]) & (inner > min_peak * profile.max())
-    candidates = sorted((np.nonzero(is_peak)[0] + 1).tolist(), key=lambda i: -profile[i])
-    chosen: list[int] = []
-    min_gap = max(2.0, 0.7 * unit)
-    for c in candidates:
-        if all(abs(c - k) >= min_gap for k in chosen):
-            chosen.append(c)
-    chosen.sort()
-    # merge neighbours without a valley: one line whose profile has two humps
-    merged: list[int] = []
-    for c in chosen:
-        if merged:
-            prev = merged[-1]
-            valley = profile[prev: c + 1].min()
-            if valley > valley_ratio * min(profile[prev], profile[c]):
-                if profile[c] > profile[prev]:
-                    merged[-1] = c
+    y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+    block = _Block(y0, y1, x0, x1, cuts)
+    total = float(weights.sum())
+    if depth >= 8 or total <= 0:
+        return [block]
+    height = y1 - y0
+    need = gap_v if height < 6 * gap_h else min(gap_v, 0.25 * gap_h)
+    best = None
+    mid = (y0 + y1) / 2.0
+    for shear in _SHEARS:
+        shifted = xs - shear * (ys - mid)
+        base = np.floor(shifted.min())
+        profile = np.bincount((shifted - base).astype(np.int64), weights=weights)
+        empty = profile <= 0.1 * np.median(profile[profile > 0])
+        for a, b in _runs(empty):
+            if b - a < need or a == 0 or b >= profile.size:
                 continue
-        merged.append(c)
-    return merged
+            left = profile[:a].sum()
+            if min(left, total - left) < 0.01 * total:
+                continue
+            # a column runs down several lines: the words of one long line poking out past
+            # the others do not make one
+            side = shifted < base + a
+            if min(np.ptp(ys[side]), np.ptp(ys[~side])) < gap_h:
+                continue
+            if b - a < gap_v and min(np.unique(ys[side]).size / (np.ptp(ys[side]) + 1),
+                                     np.unique(ys[~side]).size / (np.ptp(ys[~side]) + 1)) < 0.5:
+                continue  # a narrow gutter needs a full column of writing on either side
+            score = (b - a) - 0.25 * abs(shear) * height  # prefer upright gutters
+            if best is None or score > best[0]:
+                best = (score, float(shear), float(base + (a + b) / 2.0))
+    if best is not None:
+        _, shear, cut = best
+        c = cut - shear * mid  # x - shear * (y - mid) < cut  ⇔  x - shear * y < c
+        left_side = (xs - shear * ys) < c
+        return (_xy_cut(ys[left_side], xs[left_side], weights[left_side], (*cuts, (1.0, -shear, c)),
+                        gap_v, gap_h, depth + 1)
+                + _xy_cut(ys[~left_side], xs[~left_side], weights[~left_side], (*cuts, (-1.0, shear, -c)),
+                          gap_v, gap_h, depth + 1))
+    row_profile = np.bincount(ys - y0, weights=weights)
+    gaps = [(b - a, a, b) for a, b in _runs(row_profile <= 0) if b - a >= gap_h]
+    if gaps:
+        _, a, b = max(gaps)
+        cut_y = y0 + (a + b) / 2.0
+        top = ys < cut_y
+        return (_xy_cut(ys[top], xs[top], weights[top], (*cuts, (0.0, 1.0, cut_y)), gap_v, gap_h, depth + 1)
+                + _xy_cut(ys[~top], xs[~top], weights[~top], (*cuts, (0.0, -1.0, -cut_y)), gap_v, gap_h,
+                          depth + 1))
+    return [block]
 
 
-def _envelope(mask: np.ndarray, x0: int, y0: int, step: int, pad: int, height: int, width: int) -> list[Point]:
-    """Closed clockwise polygon from the upper and lower ink envelope of a line mask."""
-    cols = np.nonzero(mask.any(axis=0))[0]
-    if cols.size == 0:
+# ---------------------------------------------------------------------------- tracks
+
+
+@dataclass
+class _Track:
+    x0: int  # first column (grid cells, block coordinates)
+    ys: list[float]  # ridge y per column from x0 on; NaN where the ridge is interrupted
+    strength: float = 0.0
+
+    @property
+    def x1(self) -> int:
+        return self.x0 + len(self.ys)
+
+    def y_at(self, x: np.ndarray) -> np.ndarray:
+        """Ridge y at columns ``x``, interpolated over gaps and held flat beyond the ends."""
+        ys = np.asarray(self.ys)
+        known = np.flatnonzero(~np.isnan(ys))
+        return np.interp(x, self.x0 + known, ys[known])
+
+    def slope(self) -> float:
+        """Overall slope (dy/dx): a straight fit through the ridge points."""
+        ys = np.asarray(self.ys)
+        known = np.flatnonzero(~np.isnan(ys))
+        if known.size < 2:
+            return 0.0
+        return float(np.polyfit(known.astype(np.float64), ys[known], 1)[0])
+
+
+def _ridge_peaks(smeared: np.ndarray) -> list[np.ndarray]:
+    """Per column, the rows where the smeared ink has a positive local maximum."""
+    up = np.zeros_like(smeared, bool)
+    up[1:-1] = (smeared[1:-1] > smeared[:-2]) & (smeared[1:-1] >= smeared[2:]) & (smeared[1:-1] > 0)
+    ys, xs = np.nonzero(up)
+    order = np.lexsort((ys, xs))
+    ys, xs = ys[order], xs[order]
+    split = np.searchsorted(xs, np.arange(smeared.shape[1] + 1))
+    return [ys[split[i]: split[i + 1]] for i in range(smeared.shape[1])]
+
+
+def _link_tracks(peaks: list[np.ndarray], smeared: np.ndarray, max_dy: float, max_skip: int) -> list[_Track]:
+    """Link column peaks left to right into tracks (nearest continuation, gaps up to ``max_skip``)."""
+    active: list[_Track] = []
+    last = np.zeros(0)  # last ridge y of each active track
+    idle = np.zeros(0, np.int64)  # columns since each active track's last peak
+    done: list[_Track] = []
+    for x, column in enumerate(peaks):
+        matched = np.full(len(active), -1)
+        claimed = np.zeros(column.size, bool)
+        if column.size and active:
+            dist = np.abs(last[:, None] - column[None, :])
+            t_idx, p_idx = np.nonzero(dist <= max_dy)
+            for k in np.argsort(dist[t_idx, p_idx], kind="stable"):
+                t, p = t_idx[k], p_idx[k]
+                if matched[t] < 0 and not claimed[p]:
+                    matched[t] = p
+                    claimed[p] = True
+        hit = matched >= 0
+        for t in np.flatnonzero(hit):
+            y = int(column[matched[t]])
+            track = active[t]
+            track.ys.extend([math.nan] * int(idle[t]))
+            track.ys.append(float(y))
+            track.strength += float(smeared[y, x])
+        alive = hit | (idle + 1 <= max_skip)
+        done.extend(active[t] for t in np.flatnonzero(~alive))
+        if column.size:
+            last = np.where(hit, column[np.maximum(matched, 0)], last)
+        last = last[alive]
+        idle = np.where(hit, 0, idle + 1)[alive]
+        active = [active[t] for t in np.flatnonzero(alive)]
+        new = column[~claimed]
+        active.extend(_Track(x, [float(y)], float(smeared[y, x])) for y in new.tolist())
+        last = np.concatenate([last, new.astype(np.float64)])
+        idle = np.concatenate([idle, np.zeros(new.size, np.int64)])
+    done.extend(active)
+    return done
+
+
+def _shadows(t: _Track, k: _Track, smeared: np.ndarray, unit: float, config: SegmenterConfig) -> bool:
+    """Is the weaker track ``t`` part of the stronger track ``k``'s line?
+
+    It is when the two run closely alongside, or when the smeared ink between them
+    never drops into a real valley while ``t`` is much sparser: the ascenders or
+    descenders of ``k``'s line, not a line with white space of its own.
+    """
+    lo, hi = max(t.x0, k.x0), min(t.x1, k.x1)
+    if hi - lo < 0.5 * len(t.ys):
+        return False
+    span = np.arange(lo, hi)
+    ya, yb = t.y_at(span), k.y_at(span)
+    gap = float(np.median(np.abs(ya - yb)))
+    if gap < 0.6 * unit:
+        return True
+    if gap >= 3 * unit:
+        return False
+    every = max(1, span.size // 16)
+    top = np.minimum(ya, yb).round().astype(np.int64)[::every]
+    bottom = np.maximum(ya, yb).round().astype(np.int64)[::every]
+    ratios = []
+    for x, a, b in zip(span[::every], top, bottom, strict=True):
+        column = smeared[a: b + 1, x]
+        ratios.append(column.min() / max(min(column[0], column[-1]), 1e-9))
+    weak = smeared[ya.round().astype(np.int64), span].mean()
+    strong = smeared[yb.round().astype(np.int64), span].mean()
+    return float(np.median(ratios)) > config.valley_ratio and weak < config.density_ratio * strong
+
+
+def _merge_tracks(tracks: list[_Track], smeared: np.ndarray, unit: float, config: SegmenterConfig) -> list[_Track]:
+    """Drop tracks that shadow a stronger one, then join collinear pieces of one line."""
+    kept: list[_Track] = []
+    for t in sorted(tracks, key=lambda t: -t.strength):
+        if not any(_shadows(t, k, smeared, unit, config) for k in kept):
+            kept.append(t)
+    kept.sort(key=lambda t: t.x0)
+    joined = True
+    while joined:
+        joined = False
+        for a in kept:
+            best = None
+            end_y = float(a.y_at(np.array([a.x1 - 1]))[0])
+            for b in kept:
+                gap = b.x0 - a.x1
+                if b is a or gap < 0 or gap > config.join_gap * unit:
+                    continue
+                if abs(float(b.y_at(np.array([b.x0]))[0]) - end_y) <= 0.5 * unit and (best is None or gap < best[0]):
+                    best = (gap, b)
+            if best is not None:
+                b = best[1]
+                a.ys.extend([math.nan] * (b.x0 - a.x1))
+                a.ys.extend(b.ys)
+                a.strength += b.strength
+                kept.remove(b)
+                joined = True
+                break
+    return kept
+
+
+def _split_at_gaps(track: _Track, ink: np.ndarray, smeared: np.ndarray, u: float, max_gap: float) -> list[_Track]:
+    """The pieces of a track that run over ink, split where it crosses more than ``max_gap`` cells of none."""
+    h = ink.shape[0]
+    xs = np.arange(track.x0, track.x1)
+    band = np.arange(-math.ceil(0.6 * u), math.ceil(0.6 * u) + 1)
+    rows = np.clip(np.round(track.y_at(xs)).astype(np.int64)[:, None] + band[None, :], 0, h - 1)
+    inked = np.flatnonzero(ink[rows, xs[:, None]].sum(axis=1) > 0)
+    if inked.size == 0:
         return []
-    upper: list[Point] = []
-    lower: list[Point] = []
-    for start in range(int(cols[0]), int(cols[-1]) + 1, step):
-        part = mask[:, start: start + step]
-        rows = np.nonzero(part.any(axis=1))[0]
-        if rows.size == 0:
+    breaks = np.flatnonzero(np.diff(inked) > max_gap)
+    starts = inked[np.r_[0, breaks + 1]]
+    stops = inked[np.r_[breaks, inked.size - 1]] + 1
+    pieces = []
+    for a, b in zip(starts.tolist(), stops.tolist(), strict=True):
+        ys = track.ys[a:b]
+        known = [(x, y) for x, y in zip(range(track.x0 + a, track.x0 + b), ys, strict=True) if not math.isnan(y)]
+        if not known:
             continue
-        xa = float(x0 + start)
-        xb = float(x0 + min(start + step, mask.shape[1]))
-        top = float(max(0, y0 + rows[0] - pad))
-        bottom = float(min(height, y0 + rows[-1] + 1 + pad))
-        upper += [(xa, top), (xb, top)]
-        lower += [(xa, bottom), (xb, bottom)]
-    left = max(0.0, upper[0][0] - pad)
-    right = min(float(width), upper[-1][0] + pad)
-    upper[0] = (left, upper[0][1])
-    lower[0] = (left, lower[0][1])
-    upper[-1] = (right, upper[-1][1])
-    lower[-1] = (right, lower[-1][1])
-    return upper + lower[::-1]
+        strength = float(sum(smeared[int(y), x] for x, y in known))
+        pieces.append(_Track(track.x0 + a, list(ys), strength))
+    return pieces
 
 
-def _baseline(mask: np.ndarray, x0: int, y0: int, step: int) -> list[Point]:
-    """Straight robust fit through the lower edge of the writing's core, left to right."""
-    xs, ys = [], []
-    for start in range(0, mask.shape[1], step):
-        rows = np.nonzero(mask[:, start: start + step].any(axis=1))[0]
-        if rows.size:
-            xs.append(x0 + start + step / 2)
-            ys.append(y0 + rows[-1])
-    if not xs:
-        return []
-    x_arr, y_arr = np.array(xs, float), np.array(ys, float)
-    # descenders stick out below the baseline: fit, drop points far below, refit
-    slope, intercept = (np.polyfit(x_arr, y_arr, 1) if len(xs) > 1 else (0.0, y_arr[0]))
-    for _ in range(2):
-        resid = y_arr - (slope * x_arr + intercept)
-        keep = resid <= np.median(resid) + 0.25 * (np.ptp(y_arr) + 1)
-        if keep.sum() >= 2:
-            slope, intercept = np.polyfit(x_arr[keep], y_arr[keep], 1)
-    left = float(x0)
-    right = float(x0 + mask.shape[1])
-    return [(left, float(slope * left + intercept)), (right, float(slope * right + intercept))]
+def _block_tracks(sub: np.ndarray, u: float, config: SegmenterConfig) -> tuple[np.ndarray, list[_Track]]:
+    """The smeared ink of a block (grid cells) and its line tracks."""
+    smeared = cv2.GaussianBlur(sub, (0, 0), sigmaX=config.smear_x * u, sigmaY=max(0.5, config.smear_y * u),
+                               borderType=cv2.BORDER_CONSTANT)
+    peaks = _ridge_peaks(smeared)
+    values = np.concatenate([smeared[p, x] for x, p in enumerate(peaks) if p.size] or [np.zeros(0)])
+    if values.size == 0:
+        return smeared, []
+    threshold = config.track_threshold * float(np.percentile(values, 90))
+    peaks = [p[smeared[p, x] > threshold] for x, p in enumerate(peaks)]
+    tracks = _link_tracks(peaks, smeared, max_dy=max(1.0, 0.25 * u), max_skip=max(1, int(0.5 * u)))
+    # the smear bridges white space; a track is cut where its own ink pauses for longer than
+    # ``join_gap`` (a marginal note beside a line, two columns' lines side by side)
+    tracks = [piece for t in tracks for piece in _split_at_gaps(t, sub, smeared, u, config.join_gap * u)]
+    tracks = [t for t in tracks if len(t.ys) >= max(2, 0.5 * u)]
+    tracks = _merge_tracks(tracks, smeared, u, config)
+    # the page is deskewed: a steep track follows a stamp, a flourish or upright writing
+    return smeared, [t for t in tracks if abs(t.slope()) <= config.max_slope]
+
+
+def _zones(smeared: np.ndarray, tracks: list[_Track], reach: float, extend: int) -> np.ndarray:
+    """Label map (0 = none, k + 1 = track k): each column cut between tracks at the valley."""
+    h, w = smeared.shape
+    zone = np.zeros((h, w), np.int32)
+    xs = np.arange(w)
+    ys = np.stack([t.y_at(xs) for t in tracks])  # tracks × columns
+    present = np.stack([(xs >= t.x0 - extend) & (xs < t.x1 + extend) for t in tracks])
+    for x in range(w):
+        here = np.flatnonzero(present[:, x])
+        if here.size == 0:
+            continue
+        here = here[np.argsort(ys[here, x])]
+        centres = np.round(ys[here, x]).astype(np.int64)
+        top = max(0, round(ys[here[0], x] - reach))
+        for i, k in enumerate(here.tolist()):
+            if i + 1 < here.size:
+                a, b = int(centres[i]), int(centres[i + 1])
+                bottom = a + 1 + int(np.argmin(smeared[a + 1: b, x])) if b - a > 1 else b
+            else:
+                bottom = min(h, round(ys[k, x] + reach) + 1)
+            zone[top:bottom, x] = k + 1
+            top = bottom
+    return zone
+
+
+# ----------------------------------------------------------------------------- lines
+
+
+def _assign(labels: np.ndarray, stats: np.ndarray, keep: np.ndarray, seed: np.ndarray, pixel_zone: np.ndarray,
+            unit: float, n_lines: int) -> np.ndarray:
+    """Per-pixel line id (0 = none): each component joins the zone holding most of its pixels.
+
+    A tall word component shared by two zones (touching ascenders and descenders) is cut
+    along the zone boundary. Small marks (dots, accents, specks) join a line only when
+    they lie near its words, so paper specks do not stretch a line's outline.
+    """
+    n = stats.shape[0]
+    ys, xs = np.nonzero(labels)  # all work below is on the ink pixels only
+    lab = labels[ys, xs].astype(np.int64)
+    zon = pixel_zone[ys, xs].astype(np.int64)
+    n_zones = n_lines + 1
+    voting = zon > 0
+    if n * n_zones <= 4_000_000:
+        votes = np.bincount(lab[voting] * n_zones + zon[voting], minlength=n * n_zones).reshape(n, n_zones)
+        line_of = votes.argmax(axis=1)
+        best = votes.max(axis=1)
+        total = votes.sum(axis=1)
+    else:  # many components and lines: count the (component, zone) pairs that occur
+        pairs, counts = np.unique(lab[voting] * n_zones + zon[voting], return_counts=True)
+        comp, zone = pairs // n_zones, pairs % n_zones
+        total = np.bincount(comp, weights=counts, minlength=n)
+        order = np.lexsort((-counts, comp))
+        first = order[np.r_[True, comp[order][1:] != comp[order][:-1]]]
+        line_of = np.zeros(n, np.int64)
+        best = np.zeros(n)
+        line_of[comp[first]] = zone[first]
+        best[comp[first]] = counts[first]
+    line_of = np.where(keep & (total > 0), line_of, 0)
+    split = seed & (line_of > 0) & (best < 0.8 * total) & (stats[:, cv2.CC_STAT_HEIGHT] > 1.5 * unit)
+    own = np.where(seed, line_of, 0)[lab]
+    cut = split[lab]
+    own[cut] = zon[cut]
+    marks = np.flatnonzero(keep & ~seed & (line_of > 0))
+    if marks.size:
+        boxes, _ = _line_boxes(own, ys, xs, n_lines)
+        box = boxes[line_of[marks]]
+        x, y, w, h = (stats[marks, i] for i in range(4))
+        near = ((x + w >= box[:, 2] - unit) & (x <= box[:, 3] + unit)
+                & (y + h >= box[:, 0] - 0.6 * unit) & (y <= box[:, 1] + 0.6 * unit))
+        mark_line = np.zeros(n, np.int64)
+        mark_line[marks[near]] = line_of[marks[near]]
+        extra = mark_line[lab]
+        own = np.where(extra > 0, extra, own)
+    owner = np.zeros(labels.shape, np.int32)
+    owner[ys, xs] = own
+    return owner
+
+
+def _line_boxes(own: np.ndarray, ys: np.ndarray, xs: np.ndarray, n_lines: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per line id: the box (y0, y1, x0, x1) of its pixels and their count (row 0 unused).
+
+    ``own`` holds the line id of the pixels at ``(ys, xs)``. A line without pixels gets a
+    box far outside the page, so nothing is ever near it.
+    """
+    boxes = np.full((n_lines + 1, 4), -(10**9), np.int64)
+    assigned = own > 0
+    ids, ys, xs = own[assigned].astype(np.int64), ys[assigned], xs[assigned]
+    counts = np.bincount(ids, minlength=n_lines + 1)
+    if ids.size == 0:
+        return boxes, counts
+    order = np.argsort(ids, kind="stable")
+    ids, ys, xs = ids[order], ys[order], xs[order]
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    present = ids[starts]
+    boxes[present, 0] = np.minimum.reduceat(ys, starts)
+    boxes[present, 1] = np.maximum.reduceat(ys, starts) + 1
+    boxes[present, 2] = np.minimum.reduceat(xs, starts)
+    boxes[present, 3] = np.maximum.reduceat(xs, starts) + 1
+    return boxes, counts
+
+
+def _absorb_fragments(owner: np.ndarray, boxes: np.ndarray, counts: np.ndarray, block_of: list[int],
+                      unit: float) -> None:
+    """Merge small lines into a neighbour they sit beside (in place).
+
+    A word set a little high or low, a capital or a flourish can raise a short track of
+    its own; when such a piece lies mostly within the vertical extent of a longer line
+    of its block and close to it, it belongs to that line.
+    """
+    present = np.flatnonzero(counts)
+    if present.size < 2:
+        return
+    small = float(np.median(counts[present])) * 0.3
+    for c in present[np.argsort(counts[present])].tolist():
+        if counts[c] == 0 or counts[c] >= small:
+            continue
+        y0, y1, x0, x1 = boxes[c]
+        best, best_overlap = 0, 0.5 * (y1 - y0)
+        for k in np.flatnonzero(counts > counts[c]).tolist():
+            if block_of[k - 1] != block_of[c - 1]:
+                continue
+            ky0, ky1, kx0, kx1 = boxes[k]
+            overlap = min(y1, ky1) - max(y0, ky0)
+            if overlap > best_overlap and max(0, x0 - kx1, kx0 - x1) <= 2 * unit:
+                best, best_overlap = k, overlap
+        if best:
+            window = owner[y0:y1, x0:x1]
+            window[window == c] = best
+            boxes[best] = (min(y0, boxes[best][0]), max(y1, boxes[best][1]),
+                           min(x0, boxes[best][2]), max(x1, boxes[best][3]))
+            counts[best] += counts[c]
+            counts[c] = 0
+
+
+def _envelope(mask: np.ndarray, step: int, pad: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bin edges and the upper / lower ink edge per bin of a line mask (interpolated over gaps)."""
+    h, w = mask.shape
+    edges = np.unique(np.minimum(np.arange(0, w + step, step), w))
+    inked = mask.any(axis=0)
+    col_top = np.where(inked, mask.argmax(axis=0), h)
+    col_bottom = np.where(inked, h - mask[::-1].argmax(axis=0), 0)
+    tops = np.minimum.reduceat(col_top, edges[:-1]).astype(np.float64)
+    bottoms = np.maximum.reduceat(col_bottom, edges[:-1]).astype(np.float64)
+    filled = np.logical_or.reduceat(inked, edges[:-1])
+    mids = (edges[:-1] + edges[1:]) / 2
+    if not filled.any():
+        return edges, np.zeros(mids.size), np.full(mids.size, float(h))
+    top = np.interp(mids, mids[filled], tops[filled])
+    bottom = np.interp(mids, mids[filled], bottoms[filled])
+    # the outline clears a neighbouring bin's taller letters: no notches at letter edges
+    top_p, bottom_p = np.pad(top, 1, mode="edge"), np.pad(bottom, 1, mode="edge")
+    top = np.minimum(np.minimum(top_p[:-2], top_p[1:-1]), top_p[2:]) - pad
+    bottom = np.maximum(np.maximum(bottom_p[:-2], bottom_p[1:-1]), bottom_p[2:]) + pad
+    return edges, np.clip(top, 0, h), np.clip(bottom, 0, h)
+
+
+def _baseline_fit(mask: np.ndarray, unit: float) -> np.ndarray:
+    """Polynomial coefficients (x → y) through the lower edge of the writing's core, in mask pixels."""
+    h, w = mask.shape
+    step = max(2, round(unit))
+    # row ink counts in windows three bins wide, all windows at once from a running sum
+    running = np.concatenate([np.zeros((h, 1), np.int64), np.cumsum(mask, axis=1, dtype=np.int64)], axis=1)
+    starts = np.arange(0, w, step)
+    counts = running[:, np.minimum(w, starts + 2 * step)] - running[:, np.maximum(0, starts - step)]
+    peak = counts.max(axis=0)
+    ok = peak > 0
+    if not ok.any():
+        return np.array([0.75 * h])
+    # the core's lower edge: the last row still carrying a fair share of the window's ink
+    strong = counts >= 0.35 * np.maximum(peak, 1)
+    last_row = h - strong[::-1].argmax(axis=0)
+    x_arr = np.minimum(w - 1, starts + step / 2)[ok].astype(np.float64)
+    y_arr = last_row[ok].astype(np.float64)
+    degree = 0 if x_arr.size < 3 else (1 if x_arr.size < 10 else 2)
+    keep = np.ones(x_arr.size, bool)
+    coeffs = np.array([np.median(y_arr)])
+    for _ in range(3):
+        if keep.sum() <= degree:
+            break
+        coeffs = np.polyfit(x_arr[keep], y_arr[keep], degree)
+        resid = y_arr - np.polyval(coeffs, x_arr)
+        # descenders and loops stick out: refit without the points far off the line
+        keep = np.abs(resid) <= max(0.25 * unit, 1.5 * float(np.median(np.abs(resid[keep]))))
+    return coeffs
+
+
+def _simplify(points: list[Point]) -> list[Point]:
+    """Drop repeated points and the inner points of axis-parallel runs of a closed outline."""
+    pts = np.asarray(points, np.float64)
+    if len(pts) > 4:
+        distinct = np.any(np.abs(pts - np.roll(pts, 1, axis=0)) > 1e-6, axis=1)
+        if distinct.sum() >= 4:
+            pts = pts[distinct]
+        prev, nxt = np.roll(pts, 1, axis=0), np.roll(pts, -1, axis=0)
+        same_x = (prev[:, 0] == pts[:, 0]) & (pts[:, 0] == nxt[:, 0])
+        same_y = (prev[:, 1] == pts[:, 1]) & (pts[:, 1] == nxt[:, 1])
+        if (~(same_x | same_y)).sum() >= 4:
+            pts = pts[~(same_x | same_y)]
+    return [(float(x), float(y)) for x, y in pts]
 
 
 def _downscale(crop: np.ndarray, height: int) -> np.ndarray:
@@ -228,101 +804,159 @@ def _downscale(crop: np.ndarray, height: int) -> np.ndarray:
     return cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA)
 
 
+def _build_line(gray: np.ndarray, mine: np.ndarray, owner: np.ndarray, line_id: int, origin: tuple[int, int],
+                scale: float, unit: float, config: SegmenterConfig) -> SegmentedLine:
+    """Outline, baseline and crop of one line, from its ink mask (analysis pixels at ``origin``)."""
+    ox, oy = origin
+    pad = max(1, round(config.padding * unit))
+    edges, top, bottom = _envelope(mine, max(2, round(unit / 2)), pad)
+    h_full, w_full = gray.shape
+    inv = 1.0 / scale
+    left, right = float(edges[0] - pad), float(edges[-1] + pad)
+    # along the top left to right, back along the bottom: clockwise on screen
+    px = np.concatenate([[left], np.stack([edges[:-1], edges[1:]], axis=1).ravel(), [right]]).astype(np.float64)
+    upper = np.concatenate([[top[0]], np.repeat(top, 2), [top[-1]]])
+    lower = np.concatenate([[bottom[0]], np.repeat(bottom, 2), [bottom[-1]]])
+    ring_x = np.clip((ox + np.concatenate([px, px[::-1]])) * inv, 0.0, float(w_full))
+    ring_y = np.clip((oy + np.concatenate([upper, lower[::-1]])) * inv, 0.0, float(h_full))
+    polygon = _simplify(list(zip(ring_x.tolist(), ring_y.tolist(), strict=True)))
+    xs = [p[0] for p in polygon]
+    ys = [p[1] for p in polygon]
+    bbox = BBox(math.floor(min(xs)), math.floor(min(ys)), min(w_full, math.ceil(max(xs))),
+                min(h_full, math.ceil(max(ys))))
+    coeffs = _baseline_fit(mine, unit)
+    bx = np.linspace(float(edges[0]), float(edges[-1]), 2 if coeffs.size <= 2 else 6)
+    base_x = np.clip((ox + bx) * inv, 0.0, float(w_full))
+    base_y = np.clip((oy + np.polyval(coeffs, bx)) * inv, float(bbox.y0), float(bbox.y1))
+    baseline: list[Point] = list(zip(base_x.tolist(), base_y.tolist(), strict=True))
+    crop = gray[bbox.y0: bbox.y1, bbox.x0: bbox.x1].copy()
+    inside = np.zeros(crop.shape, np.uint8)
+    outline = np.round(np.asarray(polygon) - (bbox.x0, bbox.y0)).astype(np.int32)
+    cv2.fillPoly(inside, [outline], 1)
+    crop[inside == 0] = 255
+    # other lines' strokes reaching into the outline (ascenders, descenders) are painted out
+    rows = np.minimum((np.arange(bbox.y0, bbox.y1) * scale).astype(np.int64), owner.shape[0] - 1)
+    cols = np.minimum((np.arange(bbox.x0, bbox.x1) * scale).astype(np.int64), owner.shape[1] - 1)
+    window = owner[np.ix_(rows, cols)]
+    others = ((window > 0) & (window != line_id)).astype(np.uint8)
+    if others.any():
+        crop[cv2.dilate(others, np.ones((3, 3), np.uint8)) > 0] = 255
+    return SegmentedLine(bbox, polygon, baseline, _downscale(crop, config.crop_height))
+
+
+# ------------------------------------------------------------------------------ API
+
+
 def segment_lines(gray: np.ndarray, config: SegmenterConfig = SegmenterConfig()) -> list[SegmentedLine]:
     """Text lines of a grayscale page (paper light, ink dark) in reading order.
 
-    Reading order: columns left to right, lines top to bottom within a column. A blank
-    page, or one too small to hold text, gives ``[]``.
+    Reading order: blocks (columns left to right, then top to bottom), lines top to
+    bottom within a block. Geometry is in ``gray``'s pixels: ``bbox``, a closed
+    clockwise ``polygon`` around the line's ink, a ``baseline`` from left to right; the
+    ``crop`` is the line's box with everything outside the polygon (and other lines'
+    strokes inside it) set to 255, downscaled to ``config.crop_height`` if taller.
+    A blank page, or one too small to hold writing, gives ``[]``; only an input that is
+    not a 2-D uint8 array raises :class:`~sparkhtr.errors.SegmentationError`.
+
+    >>> import numpy as np
+    >>> segment_lines(np.full((300, 400), 255, np.uint8))
+    []
     """
     gray = _require_gray(gray)
-    h, w = gray.shape
-    if h < 8 or w < 8:
+    h_full, w_full = gray.shape
+    if min(h_full, w_full) < 8:
         return []
-    ink = _binarize(gray)
-    comp = _components(ink, config)
-    unit = _text_height(comp)
-    if unit < 3:
+    scale = min(1.0, config.max_side / max(h_full, w_full))
+    work = gray if scale == 1.0 else cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    found = _find_ink(work, config)
+    if found is None:
         return []
-    kept_ids = np.nonzero(comp.keep)[0]
-    keep_lut = np.zeros(len(comp.keep), bool)
-    keep_lut[kept_ids] = True
-    ink_kept = keep_lut[comp.labels].astype(np.uint8)
-    # horizontal smear joins the words of a line, so the row profile peaks once per line
-    smear = cv2.blur(ink_kept.astype(np.float32), (max(3, int(4 * unit)) | 1, 1))
-    step = max(4, int(unit / 2))
-    pad = max(1, int(config.padding * unit))
-    line_of = np.full(len(comp.keep), -1, np.int64)
-    lines_meta: list[tuple[int, int]] = []  # (column index, centre y) per line id
-    cx, cy = comp.centroids[:, 0], comp.centroids[:, 1]
-    tops = comp.stats[:, cv2.CC_STAT_TOP]
-    bottoms = tops + comp.stats[:, cv2.CC_STAT_HEIGHT]
-    for col, (xa, xb) in enumerate(_columns(ink_kept, unit, config)):
-        profile = _smooth(smear[:, xa:xb].sum(axis=1), unit / 4)
-        centres = np.array(_line_centres(profile, unit, config.valley_ratio, config.min_peak), float)
-        if centres.size == 0:
+    labels, stats, keep, seed, unit = found
+    h, w = work.shape
+    # analysis grid: about 8 cells per text height, enough to resolve lines, cheap to smear
+    q = max(1, round(unit / 8))
+    gh, gw = math.ceil(h / q), math.ceil(w / q)
+    padded = np.zeros((gh * q, gw * q), np.float32)
+    padded[:h, :w] = seed[labels]
+    grid = cv2.resize(padded, (gw, gh), interpolation=cv2.INTER_AREA)
+    u = unit / q  # text height in grid cells
+    cy, cx = np.nonzero(grid)
+    blocks = _xy_cut(cy, cx, grid[cy, cx].astype(np.float64), (), config.column_gap * u, config.block_gap * u)
+
+    pixel_zone = np.zeros((h, w), np.int32)  # line id per pixel (0 = none)
+    order: list[tuple[int, float, int]] = []  # (block, centre y, left x) of line id k at index k - 1
+    margin = max(1, int(u))
+    for b_index, block in enumerate(blocks):
+        # a strip along an edge of the scan: the facing page, the binding or the paper's edge
+        if (block.x1 - block.x0 < 3 * u and (block.x0 < 0.05 * gw or block.x1 > 0.95 * gw)) \
+                or block.x1 < 0.06 * gw or block.x0 > 0.94 * gw or block.y1 < 0.03 * gh or block.y0 > 0.97 * gh:
             continue
-        members = kept_ids[(cx[kept_ids] >= xa) & (cx[kept_ids] < xb)]
-        if members.size == 0:
+        # the block's box with a margin for marks beyond its words; its cuts keep it to its own ground
+        y0, y1 = max(0, block.y0 - margin), min(gh, block.y1 + margin)
+        x0, x1 = max(0, block.x0 - margin), min(gw, block.x1 + margin)
+        territory = block.mask(y0, y1, x0, x1)
+        smeared, tracks = _block_tracks(grid[y0:y1, x0:x1] * territory, u, config)
+        if not tracks:
             continue
-        # nearest centre, measured to the component's vertical extent (tall strokes span two lines)
-        dist = np.maximum(0.0, np.maximum(tops[members, None] - centres[None, :],
-                                          centres[None, :] - bottoms[members, None]))
-        dist += 0.25 * np.abs(cy[members, None] - centres[None, :])
-        nearest = dist.argmin(axis=1)
-        base = len(lines_meta)
-        line_of[members] = base + nearest
-        lines_meta.extend((col, int(c)) for c in centres)
-    if not lines_meta:
+        zone = _zones(smeared, tracks, reach=1.2 * u, extend=max(1, int(u)))
+        zone[~territory] = 0
+        zone[zone > 0] += len(order)
+        zone_px = cv2.resize(zone, (zone.shape[1] * q, zone.shape[0] * q), interpolation=cv2.INTER_NEAREST)
+        ya, xa = y0 * q, x0 * q
+        yb, xb = min(h, ya + zone_px.shape[0]), min(w, xa + zone_px.shape[1])
+        zone_px = zone_px[: yb - ya, : xb - xa]
+        region = pixel_zone[ya:yb, xa:xb]
+        region[zone_px > 0] = zone_px[zone_px > 0]
+        order.extend((b_index, float(np.nanmedian(np.asarray(t.ys))) + y0, t.x0 + x0) for t in tracks)
+    if not order:
         return []
-    areas = comp.stats[:, cv2.CC_STAT_AREA]
-    ink_per_line = np.bincount(line_of[line_of >= 0], weights=areas[line_of >= 0], minlength=len(lines_meta))
-    occupied = ink_per_line[ink_per_line > 0]
-    floor = config.min_line_ink * (np.median(occupied) if occupied.size else 0)
-    result: list[SegmentedLine] = []
-    order = sorted(range(len(lines_meta)), key=lambda i: lines_meta[i])
-    label_line = np.full(len(comp.keep), -1, np.int64)
-    label_line[:] = line_of
-    heights = comp.stats[:, cv2.CC_STAT_HEIGHT]
-    for line_id in order:
-        if ink_per_line[line_id] <= floor or len(result) >= config.max_lines:
+
+    owner = _assign(labels, stats, keep, seed, pixel_zone, unit, len(order))
+    ys, xs = np.nonzero(owner)
+    boxes, counts = _line_boxes(owner[ys, xs], ys, xs, len(order))
+    _absorb_fragments(owner, boxes, counts, [b for b, _, _ in order], unit)
+    pad = max(1, round(config.padding * unit))
+    # the ink of a well-filled line: tiny "lines" (ticks, specks, stray marks) hold a few percent of it
+    ink_ref = float(np.percentile(counts[counts > 0], 80)) if (counts > 0).any() else 0.0
+    results: list[tuple[tuple[int, float, int], SegmentedLine]] = []
+    for line_id in np.flatnonzero(counts).tolist():
+        y_lo, y_hi, x_lo, x_hi = boxes[line_id].tolist()
+        height, width = y_hi - y_lo, x_hi - x_lo
+        if height < config.min_line_height * unit or counts[line_id] < config.min_line_ink * ink_ref:
             continue
-        ids = np.nonzero(line_of == line_id)[0]
-        # a "line" made mostly of specks (stamp dots, paper grain) is not writing
-        word_ink = areas[ids][heights[ids] >= 0.4 * unit].sum()
-        if word_ink < 0.4 * areas[ids].sum():
+        if height > 3 * unit and height > 2 * width:  # upright debris: a page edge, a rule, a stamp's border
             continue
-        x0 = int(comp.stats[ids, cv2.CC_STAT_LEFT].min())
-        y0 = int(tops[ids].min())
-        x1 = int((comp.stats[ids, cv2.CC_STAT_LEFT] + comp.stats[ids, cv2.CC_STAT_WIDTH]).max())
-        y1 = int(bottoms[ids].max())
-        bx0, by0 = max(0, x0 - pad), max(0, y0 - pad)
-        bx1, by1 = min(w, x1 + pad), min(h, y1 + pad)
-        labels_crop = comp.labels[by0:by1, bx0:bx1]
-        owner = label_line[labels_crop]
-        mine = owner == line_id
-        crop = gray[by0:by1, bx0:bx1].copy()
-        crop[(owner >= 0) & ~mine] = 255  # paint out neighbours' ascenders and descenders
-        polygon = [(min(max(px, bx0), bx1), min(max(py, by0), by1))
-                   for px, py in _envelope(mine, bx0, by0, step, pad, h, w)]
-        baseline = _baseline(mine, bx0, by0, step)
-        result.append(SegmentedLine(BBox(bx0, by0, bx1, by1), polygon, baseline,
-                                    _downscale(crop, config.crop_height)))
-    return result
+        by0, by1 = max(0, y_lo - pad), min(h, y_hi + pad)
+        bx0, bx1 = max(0, x_lo - pad), min(w, x_hi + pad)
+        mine = (owner[by0:by1, bx0:bx1] == line_id).astype(np.uint8)
+        results.append((order[line_id - 1], _build_line(gray, mine, owner, line_id, (bx0, by0), scale, unit, config)))
+    results.sort(key=lambda r: r[0][:2])
+    # lines side by side in one block (a note beside a line, a line broken by a wide gap)
+    # are read left to right
+    for i in range(len(results) - 1):
+        (b0, y0_, x0_), (b1, y1_, x1_) = results[i][0], results[i + 1][0]
+        if b0 == b1 and abs(y1_ - y0_) < 0.5 * u and x1_ < x0_:
+            results[i], results[i + 1] = results[i + 1], results[i]
+    return [line for _, line in results[: config.max_lines]]
 
 
 def segment_whole_image(gray: np.ndarray, config: SegmenterConfig = SegmenterConfig()) -> list[SegmentedLine]:
     """The whole image as one line, for inputs that are already line images.
 
+    The box and outline are the full image, the baseline runs at 75 % of its height,
+    and the crop is the image, downscaled to ``config.crop_height`` if taller. An empty
+    image gives ``[]``.
+
     >>> import numpy as np
     >>> [line] = segment_whole_image(np.full((128, 600), 255, np.uint8))
-    >>> line.bbox, line.crop.shape
-    (BBox(x0=0, y0=0, x1=600, y1=128), (64, 300))
+    >>> line.bbox, line.crop.shape, line.baseline
+    (BBox(x0=0, y0=0, x1=600, y1=128), (64, 300), [(0.0, 96.0), (600.0, 96.0)])
     """
     gray = _require_gray(gray)
     h, w = gray.shape
     if h == 0 or w == 0:
         return []
     polygon: list[Point] = [(0.0, 0.0), (float(w), 0.0), (float(w), float(h)), (0.0, float(h))]
-    base_y = math.floor(0.75 * h)
-    baseline: list[Point] = [(0.0, float(base_y)), (float(w), float(base_y))]
+    base_y = float(math.floor(0.75 * h))
+    baseline: list[Point] = [(0.0, base_y), (float(w), base_y)]
     return [SegmentedLine(BBox(0, 0, w, h), polygon, baseline, _downscale(gray.copy(), config.crop_height))]

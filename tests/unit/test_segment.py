@@ -1,4 +1,9 @@
+"""Line segmentation on pages drawn in the test (known line boxes), on the committed sample
+pages, and on the shared real pages when they are present."""
+
 import json
+import math
+import time
 from pathlib import Path
 
 import cv2
@@ -9,22 +14,32 @@ from sparkhtr.core.preprocess import deskew
 from sparkhtr.core.segment import SegmenterConfig, segment_lines, segment_whole_image
 from sparkhtr.errors import SegmentationError
 
-WORDS = "the quick brown fox jumps over a lazy dog"
+WORDS = "the quick brown fox jumps over a lazy dog while seven wizards hex"
+FONT = cv2.FONT_HERSHEY_SCRIPT_SIMPLEX
 
 
-def _page(n_lines: int, width: int = 1000, columns: int = 1, spacing: int = 80, x0: int = 60
-          ) -> tuple[np.ndarray, list]:
-    """A page of script-font lines and their true boxes (x0, y0, x1, y1), in reading order."""
+def _page(n_lines: int, width: int = 1000, columns: int = 1, spacing: int = 80, x0: int = 60,
+          scale: float = 1.4, wave: float = 0.0) -> tuple[np.ndarray, list]:
+    """A page of script-font lines and their true boxes (x0, y0, x1, y1), in reading order.
+
+    ``wave`` bends each line along a sine of that amplitude (pixels), word by word.
+    """
     height = 100 + spacing * n_lines
     page = np.full((height, width * columns), 245, np.uint8)
     boxes = []
     for col in range(columns):
         for k in range(n_lines):
-            text = WORDS[: 24 + (k * 7) % 16]
-            org = (col * width + x0, 100 + spacing * k)
-            cv2.putText(page, text, org, cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, 1.4, 25, 3)
-            (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, 1.4, 3)
-            boxes.append((org[0], org[1] - h, org[0] + w, org[1] + base))
+            text = WORDS[: 24 + (k * 7) % 16].strip()
+            x = col * width + x0
+            base = 100 + spacing * k
+            top, bottom, left = math.inf, -math.inf, x
+            for word in text.split():
+                (w, h), descent = cv2.getTextSize(word, FONT, scale, 3)
+                y = base + round(wave * math.sin(2 * math.pi * (x - col * width) / width))
+                cv2.putText(page, word, (x, y), FONT, scale, 25, 3)
+                top, bottom = min(top, y - h), max(bottom, y + descent)
+                x += w + int(0.6 * h)
+            boxes.append((left, top, x - int(0.6 * h), bottom))
     return page, boxes
 
 
@@ -38,6 +53,13 @@ def _iou(a, b) -> float:
 
 def _box(line) -> tuple[int, int, int, int]:
     return (line.bbox.x0, line.bbox.y0, line.bbox.x1, line.bbox.y1)
+
+
+def _signed_area(points) -> float:
+    """Shoelace sum: positive for a clockwise outline on screen (y pointing down)."""
+    pts = np.asarray(points, float)
+    x, y = pts[:, 0], pts[:, 1]
+    return float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y)) / 2
 
 
 def test_single_column_lines_in_order_with_matching_boxes():
@@ -61,62 +83,140 @@ def test_two_columns_are_read_column_by_column():
 
 def test_slightly_rotated_page():
     page, _ = _page(6)
-    rotated = deskew(page, -2.0)  # rotate by +2 degrees: a skewed scan
-    assert len(segment_lines(rotated)) == 6
+    rotated = deskew(page, -2.0)  # rotating by -(-2) degrees makes a skewed scan
+    lines = segment_lines(rotated)
+    assert len(lines) == 6
+    assert [line.bbox.y0 for line in lines] == sorted(line.bbox.y0 for line in lines)
 
 
-def test_geometry_and_crops():
+def test_curved_lines_are_followed():
+    page, truth = _page(6, spacing=90, wave=18.0)  # bends by 40 % of the line pitch
+    lines = segment_lines(page)
+    assert len(lines) == 6
+    for line, box in zip(lines, truth, strict=True):
+        assert _iou(_box(line), box) > 0.5
+
+
+def test_marginal_note_is_its_own_line():
+    page, truth = _page(6, x0=320)
+    cv2.putText(page, "nota", (40, 260), FONT, 1.4, 25, 3)  # left margin, beside the third line
+    lines = segment_lines(page)
+    assert len(lines) == 7
+    # read just before the line it sits beside, not merged with it
+    note = lines[2]
+    assert note.bbox.x1 < 300
+    for line, box in zip(lines[:2] + lines[3:], truth, strict=True):
+        assert _iou(_box(line), box) > 0.5
+
+
+def test_rulings_and_scan_border_are_not_lines():
+    page, truth = _page(4)
+    for k in range(5):  # ruled paper: a rule below each line
+        y = 115 + 80 * k
+        cv2.line(page, (0, y), (page.shape[1] - 1, y), 150, 2)
+    page[:, :15] = 0  # dark scanner edge
+    page[-12:, :] = 0
+    lines = segment_lines(page)
+    assert len(lines) == 4
+    for line, box in zip(lines, truth, strict=True):
+        assert _iou(_box(line), box) > 0.5
+
+
+def test_geometry():
     page, _ = _page(3)
-    config = SegmenterConfig(crop_height=40)
-    for line in segment_lines(page, config):
-        assert line.crop.dtype == np.uint8 and line.crop.shape[0] <= 40
+    for line in segment_lines(page):
         assert len(line.polygon) >= 4 and len(line.baseline) >= 2
+        assert _signed_area(line.polygon) > 0  # closed, clockwise
         xs = [p[0] for p in line.polygon]
         ys = [p[1] for p in line.polygon]
         assert line.bbox.x0 <= min(xs) and max(xs) <= line.bbox.x1
         assert line.bbox.y0 <= min(ys) and max(ys) <= line.bbox.y1
-        base_y = line.baseline[0][1]
-        assert line.bbox.y0 < base_y <= line.bbox.y1
-        assert line.baseline[0][0] < line.baseline[-1][0]
+        bx = [p[0] for p in line.baseline]
+        assert bx == sorted(bx) and bx[0] < bx[-1]
+        for x, y in line.baseline:
+            assert line.bbox.x0 <= x <= line.bbox.x1
+            # the baseline runs in the lower part of the line, not along its top
+            assert line.bbox.y0 + 0.4 * line.bbox.height < y <= line.bbox.y1
+
+
+def test_crops_are_masked_and_no_taller_than_crop_height():
+    page, _ = _page(3, scale=2.0, spacing=110)
+    for line in segment_lines(page, SegmenterConfig(crop_height=40)):
+        assert line.crop.dtype == np.uint8 and line.crop.ndim == 2 and line.crop.shape[0] == 40
+    for line in segment_lines(page, SegmenterConfig(crop_height=1000)):
+        assert line.crop.shape == (line.bbox.height, line.bbox.width)
+        inside = np.zeros(line.crop.shape, np.uint8)
+        outline = np.round(np.asarray(line.polygon) - (line.bbox.x0, line.bbox.y0)).astype(np.int32)
+        cv2.fillPoly(inside, [outline], 1)
+        assert (line.crop[inside == 0] == 255).all()
+        assert line.crop.min() < 100  # its own ink is kept
 
 
 def test_neighbours_are_painted_out_of_crops():
-    page = np.full((300, 600), 250, np.uint8)
-    cv2.putText(page, "gjpqy gjpqy", (40, 120), cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, 2.0, 20, 4)
-    cv2.putText(page, "bdfhk bdfhk", (40, 190), cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, 2.0, 20, 4)
+    def draw(texts):
+        page = np.full((300, 600), 250, np.uint8)
+        for text, y in texts:
+            cv2.putText(page, text, (40, y), FONT, 2.0, 20, 4)
+        return page
+
+    upper_text, lower_text = ("gjpqy gjpqy", 120), ("bdfhk bdfhk", 190)
+    page = draw([upper_text, lower_text])
     lines = segment_lines(page, SegmenterConfig(crop_height=400))
     assert len(lines) == 2
-    for line in lines:
-        assert line.crop.min() < 100  # its own ink is kept
+    for line, (alone, other) in zip(lines, [(upper_text, lower_text), (lower_text, upper_text)], strict=True):
+        box = line.bbox
+        own = draw([alone])[box.y0: box.y1, box.x0: box.x1] < 128
+        foreign = (draw([other])[box.y0: box.y1, box.x0: box.x1] < 128) & ~own
+        assert (line.crop[own] < 128).mean() > 0.9  # its own ink is kept
+        if foreign.any():  # the other line's strokes reaching into the box are painted white
+            assert (line.crop[foreign] > 200).mean() > 0.9
 
 
 def test_blank_tiny_and_extreme_pages():
     assert segment_lines(np.full((800, 600), 255, np.uint8)) == []
-    assert segment_lines(np.full((1, 1), 0, np.uint8)) == []
+    assert segment_lines(np.full((800, 600), 0, np.uint8)) == []
+    for shape in ((1, 1), (1, 500), (500, 1), (5, 5), (0, 10)):
+        assert segment_lines(np.zeros(shape, np.uint8)) == []
     noise = np.random.default_rng(0).integers(235, 256, (500, 500), dtype=np.uint8)
     assert len(segment_lines(noise)) <= 2
     wide = np.full((40, 20000), 250, np.uint8)
     cv2.putText(wide, "a long strip", (100, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.8, 0, 2)
     assert len(segment_lines(wide)) <= 1
-    with pytest.raises(SegmentationError):
-        segment_lines(np.zeros((10, 10, 3), np.uint8))
-    with pytest.raises(SegmentationError):
-        segment_lines(np.zeros((10, 10), np.float32))
+    tall = np.full((20000, 60), 250, np.uint8)
+    cv2.putText(tall, "ab", (5, 5000), cv2.FONT_HERSHEY_SIMPLEX, 0.8, 0, 2)
+    assert len(segment_lines(tall)) <= 1
 
 
-def test_scan_border_is_not_a_line():
-    page, _ = _page(4)
-    page[:, :15] = 0  # dark scanner edge
-    page[-12:, :] = 0
-    assert len(segment_lines(page)) == 4
+def test_invalid_input_raises():
+    for bad in (np.zeros((10, 10, 3), np.uint8), np.zeros((10, 10), np.float32), np.zeros(10, np.uint8),
+                [[0, 1], [1, 0]]):
+        with pytest.raises(SegmentationError):
+            segment_lines(bad)
+        with pytest.raises(SegmentationError):
+            segment_whole_image(bad)
 
 
 def test_whole_image_mode():
     image = np.full((128, 600), 255, np.uint8)
     [line] = segment_whole_image(image)
-    assert (line.bbox.x1, line.bbox.y1) == (600, 128)
+    assert line.bbox.x0 == line.bbox.y0 == 0 and (line.bbox.x1, line.bbox.y1) == (600, 128)
+    assert line.polygon == [(0.0, 0.0), (600.0, 0.0), (600.0, 128.0), (0.0, 128.0)]
+    assert line.baseline == [(0.0, 96.0), (600.0, 96.0)]
     assert line.crop.shape == (64, 300)
+    [small] = segment_whole_image(np.full((30, 90), 200, np.uint8))
+    assert small.crop.shape == (30, 90)  # never upscaled
     assert segment_whole_image(np.zeros((0, 5), np.uint8)) == []
+
+
+def test_large_page_is_fast():
+    page, _ = _page(22, width=1300, scale=1.6, spacing=85)
+    page = page[:2000]
+    segment_lines(page)  # warm-up
+    start = time.perf_counter()
+    lines = segment_lines(page)
+    elapsed = time.perf_counter() - start
+    assert len(lines) >= 20
+    assert elapsed < 3.0, elapsed  # well under a second on an idle core; generous for busy CI
 
 
 def test_committed_sample_pages_line_counts():
@@ -131,18 +231,35 @@ def test_committed_sample_pages_line_counts():
         assert abs(len(found) - len(row["lines"])) <= max(1, len(row["lines"]) // 10), row["file"]
 
 
-def test_real_pages_line_counts_are_close(shared_data):
+@pytest.mark.slow  # ~15 s: decodes, preprocesses and segments 35 pages
+def test_real_pages(shared_data):
+    """The 35 real pages: counts and boxes against the ground truth (see bench/segmentation_eval.py).
+
+    The poilus wills' ground truth covers the will's text only, not the stamps, printed
+    headers, clerks' notes and upright annotations around it, which a segmenter rightly
+    finds; so counts are held tight on the other datasets and the boxes on all.
+    """
     from sparkhtr.core.decode import iter_pages
+    from sparkhtr.core.geometry import to_source
     from sparkhtr.core.preprocess import preprocess_page
 
-    ratios = []
+    rel, matched, total, rel_full_gt = [], 0, 0, []
     for jsonl in sorted((shared_data / "pages").glob("*/pages.jsonl")):
         for raw in jsonl.read_text(encoding="utf-8").splitlines():
             row = json.loads(raw)
-            page = next(iter_pages((jsonl.parent / row["image"]).read_bytes()))
-            found = len(segment_lines(preprocess_page(page.image).image))
-            ratios.append(found / len(row["lines"]))
-    assert len(ratios) == 35
-    # the classical segmenter is a baseline: most pages within ±30 %, none wildly off
-    assert sum(0.7 <= r <= 1.3 for r in ratios) >= 25
-    assert all(0.3 <= r <= 2.0 for r in ratios)
+            image = next(iter_pages((jsonl.parent / row["image"]).read_bytes())).image
+            pre = preprocess_page(image)
+            lines = segment_lines(pre.image)
+            lines = to_source(lines, pre.skew_degrees, pre.image.shape[::-1], image.shape[1::-1])
+            truth = [(min(p[0] for p in t["polygon"]), min(p[1] for p in t["polygon"]),
+                      max(p[0] for p in t["polygon"]), max(p[1] for p in t["polygon"])) for t in row["lines"]]
+            matched += sum(any(_iou(t, _box(line)) > 0.5 for line in lines) for t in truth)
+            total += len(truth)
+            r = (len(lines) - len(truth)) / len(truth)
+            rel.append(r)
+            if jsonl.parent.name != "poilus":
+                rel_full_gt.append(r)
+    assert len(rel) == 35
+    assert matched / total >= 0.7  # ground-truth lines found with box IoU > 0.5
+    assert float(np.median(np.abs(rel))) <= 0.2
+    assert np.mean(np.abs(rel_full_gt) <= 0.2) >= 0.8
