@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from sparkhtr.core.lines import resize_to_height
 from sparkhtr.core.types import BBox, Point, SegmentedLine
 from sparkhtr.errors import SegmentationError
 
@@ -798,10 +799,8 @@ def _simplify(points: list[Point]) -> list[Point]:
 
 
 def _downscale(crop: np.ndarray, height: int) -> np.ndarray:
-    if crop.shape[0] <= height:
-        return crop
-    width = max(1, round(crop.shape[1] * height / crop.shape[0]))
-    return cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA)
+    """Crops taller than ``height`` are resized to it (the recogniser's own resize, aspect kept)."""
+    return crop if crop.shape[0] <= height else resize_to_height(crop, height)
 
 
 def _build_line(gray: np.ndarray, mine: np.ndarray, owner: np.ndarray, line_id: int, origin: tuple[int, int],

@@ -100,10 +100,6 @@ class HandwrittenTextRecognizer(ArrowTransformer, HasInputCol, HasOutputCol):
 
 
 
-    def resolved_model(self) -> str:
-        """``name@version`` of the model this stage runs (resolved on the driver)."""
-        return resolve_model(self.getModel()).ref
-
     def _transform(self, dataset: DataFrame) -> DataFrame:
         in_col, out_col = self.getInputCol(), self.getOutputCol()
         require_columns(dataset.schema, {in_col: LINES.simpleString(), "status": "string", "error": "string"},
