@@ -23,6 +23,7 @@ import json
 import math
 import os
 import posixpath
+import re
 import time
 import urllib.parse
 import uuid
@@ -575,3 +576,75 @@ def normalize_path(path: str | os.PathLike[str]) -> str:
     if text.startswith("file:"):
         return os.path.abspath(urllib.parse.unquote(urllib.parse.urlparse(text).path))
     return text if "://" in text else os.path.abspath(text)
+
+
+# ---------------------------------------------------------------------------
+# MERGE: replace whole groups of rows (e.g. every row of one input file)
+# ---------------------------------------------------------------------------
+
+DELETE_FLAG = "__sparkhtr_delete"
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _sql_name(name: str) -> str:
+    """A column name usable unquoted in delta-rs merge expressions (TableError otherwise)."""
+    if not _IDENTIFIER.match(name):
+        raise TableError(f"column {name!r} cannot be used in a merge; use letters, digits and underscores")
+    return name
+
+
+def merge_source(
+    data: pa.Table, existing_keys: pa.Table, keys: Sequence[str], delete_flag: str = DELETE_FLAG
+) -> pa.Table:
+    """``data`` plus one delete-marked row per key of ``existing_keys`` that ``data`` lacks.
+
+    The flag column tells the MERGE which source rows are deletions of stale target
+    rows (a page that lost lines, a file that lost pages).
+
+    >>> data = pa.table({"k": [1], "v": ["new"]})
+    >>> merge_source(data, pa.table({"k": [1, 2]}), ["k"]).to_pylist()
+    [{'k': 1, 'v': 'new', '__sparkhtr_delete': False}, {'k': 2, 'v': None, '__sparkhtr_delete': True}]
+    """
+    stale = existing_keys.select(list(keys)).join(data.select(list(keys)), list(keys), join_type="left anti")
+    columns = {
+        f.name: stale.column(f.name).cast(f.type) if f.name in keys else pa.nulls(stale.num_rows, f.type)
+        for f in data.schema
+    }
+    deletions = pa.table(columns, schema=data.schema)
+    flagged = [
+        t.append_column(delete_flag, pa.array([flag] * t.num_rows, pa.bool_()))
+        for t, flag in ((data, False), (deletions, True))
+    ]
+    return pa.concat_tables(flagged).combine_chunks()
+
+
+def replace_groups(
+    location: str, data: pa.Table, keys: Sequence[str], group_column: str, groups: Sequence[Any]
+) -> dict[str, int]:
+    """Make the rows of ``groups`` in the table exactly ``data``'s rows for them, in ONE Delta version.
+
+    Rows are matched on ``keys``: matches are updated, new keys inserted, and target
+    rows of a listed group whose key is not in ``data`` deleted. ``data`` must have
+    the table's columns (cast to its Arrow types here). Returns delta-rs' merge
+    metrics (``num_target_rows_inserted``/``updated``/``deleted``).
+    """
+    table = DeltaTable(location)
+    target_schema = pa.schema(table.schema().to_arrow())
+    data = data.select(target_schema.names).cast(target_schema)
+    group_values = pa.array(list(groups), target_schema.field(group_column).type)
+    existing = table.to_pyarrow_dataset().to_table(
+        columns=list(keys), filter=pc.field(group_column).isin(group_values)
+    )
+    source = merge_source(data, existing, keys)
+    if source.num_rows == 0:
+        return {"num_target_rows_inserted": 0, "num_target_rows_updated": 0, "num_target_rows_deleted": 0}
+    predicate = " AND ".join(f"t.{_sql_name(k)} = s.{_sql_name(k)}" for k in keys)
+    assignments = {_sql_name(name): f"s.{name}" for name in target_schema.names}
+    metrics = (
+        table.merge(source, predicate, source_alias="s", target_alias="t")
+        .when_matched_delete(f"s.{DELETE_FLAG}")
+        .when_matched_update(assignments, f"NOT s.{DELETE_FLAG}")
+        .when_not_matched_insert(assignments, f"NOT s.{DELETE_FLAG}")
+        .execute()
+    )
+    return {k: int(v) for k, v in metrics.items() if k.startswith("num_")}

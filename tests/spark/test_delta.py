@@ -13,7 +13,14 @@ from pyspark.sql import functions as F
 
 from sparkhtr.errors import TableError
 from sparkhtr.io import _delta_rs
-from sparkhtr.io.delta import delta_backend, read_delta, register_tables, table_exists, write_delta
+from sparkhtr.io.delta import (
+    delta_backend,
+    read_delta,
+    register_tables,
+    replace_groups,
+    table_exists,
+    write_delta,
+)
 
 TYPED_SCHEMA = (
     "s string, i int, l long, d double, ts timestamp, b boolean, "
@@ -225,3 +232,78 @@ def test_native_round_trip_and_sql(spark, tmp_path, native_only):
         write_delta(spark.range(1), str(path))
     assert register_tables(spark, str(tmp_path)) == ["lines"]
     assert spark.sql("SELECT count(*) FROM lines").first()[0] == 6
+
+
+# --- replace_groups: the MERGE behind rerun-safe writes (same semantics on both backends) ---
+
+LINE_SCHEMA = "path string, page int, line int, text string, bbox struct<x0:int,y0:int>, at timestamp"
+AT = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def lines(rows: list[tuple[str, int, int, str]]):
+    return [(p, pg, ln, text, (ln, pg), AT) for p, pg, ln, text in rows]
+
+
+def table_rows(spark, path: Path) -> list[tuple]:
+    df = read_delta(spark, str(path))
+    return sorted((r.path, r.page, r.line, r.text) for r in df.collect())
+
+
+KEYS = ["path", "page", "line"]
+
+
+def test_replace_groups_creates_replaces_and_deletes_stale_rows(spark, tmp_path):
+    path = tmp_path / "lines"
+    first = spark.createDataFrame(lines([("a", 1, 0, "a0"), ("a", 1, 1, "a1"), ("a", 2, 0, "a20"), ("b", 1, 0, "b0")]),
+                                  LINE_SCHEMA)
+    assert replace_groups(first, str(path), keys=KEYS)["inserted"] == 4
+    version = DeltaTable(str(path)).version()
+    # File a changed: page 1 lost a line, page 2 vanished, a new line appeared; b untouched.
+    second = spark.createDataFrame(lines([("a", 1, 0, "A0"), ("a", 1, 5, "A5")]), LINE_SCHEMA)
+    counts = replace_groups(second, str(path), keys=KEYS, groups=["a"])
+    assert table_rows(spark, path) == [("a", 1, 0, "A0"), ("a", 1, 5, "A5"), ("b", 1, 0, "b0")]
+    assert DeltaTable(str(path)).version() == version + 1  # one atomic version
+    if delta_backend(spark) == "delta-rs":
+        assert counts == {"inserted": 1, "updated": 1, "deleted": 2}
+
+
+def test_replace_groups_clears_a_listed_group_with_no_rows_and_keeps_others(spark, tmp_path):
+    path = tmp_path / "lines"
+    replace_groups(spark.createDataFrame(lines([("a", 1, 0, "a0"), ("b", 1, 0, "b0")]), LINE_SCHEMA), str(path),
+                   keys=KEYS)
+    empty = spark.createDataFrame([], LINE_SCHEMA)
+    replace_groups(empty, str(path), keys=KEYS, groups=["a", "never-seen"])
+    assert table_rows(spark, path) == [("b", 1, 0, "b0")]
+
+
+def test_replace_groups_twice_with_the_same_rows_is_idempotent(spark, tmp_path):
+    path = tmp_path / "lines"
+    df = spark.createDataFrame(lines([("a", 1, i, f"t{i}") for i in range(5)]), LINE_SCHEMA)
+    replace_groups(df, str(path), keys=KEYS)
+    replace_groups(df, str(path), keys=KEYS)
+    assert len(table_rows(spark, path)) == 5
+    assert read_delta(spark, str(path)).groupBy(*KEYS).count().where("count > 1").count() == 0
+
+
+def test_replace_groups_rejects_repeated_keys_and_schema_conflicts(spark, tmp_path, delta_rs_only):
+    path = tmp_path / "lines"
+    replace_groups(spark.createDataFrame(lines([("a", 1, 0, "x")]), LINE_SCHEMA), str(path), keys=KEYS)
+    twice = spark.createDataFrame(lines([("a", 1, 0, "x"), ("a", 1, 0, "y")]), LINE_SCHEMA)
+    with pytest.raises(TableError, match="repeat"):
+        replace_groups(twice, str(path), keys=KEYS)
+    conflicting = spark.createDataFrame([("a", 1, 0, 3.5)], "path string, page int, line int, text double")
+    with pytest.raises(TableError, match="column text: table has string, data has double"):
+        replace_groups(conflicting, str(path), keys=KEYS)
+    assert table_rows(spark, path) == [("a", 1, 0, "x")]
+
+
+def test_replace_groups_adds_new_columns_only_when_asked(spark, tmp_path):
+    path = tmp_path / "runs"
+    replace_groups(spark.createDataFrame([("r1", 1)], "run_id string, files long"), str(path), keys=["run_id"],
+                   group_column="run_id")
+    wider = spark.createDataFrame([("r2", 2, "ok")], "run_id string, files long, status string")
+    with pytest.raises(TableError, match="merge_schema=True"):
+        replace_groups(wider, str(path), keys=["run_id"], group_column="run_id")
+    replace_groups(wider, str(path), keys=["run_id"], group_column="run_id", merge_schema=True)
+    rows = sorted(tuple(r) for r in read_delta(spark, str(path)).collect())
+    assert rows == [("r1", 1, None), ("r2", 2, "ok")]
