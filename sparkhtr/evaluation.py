@@ -1,4 +1,4 @@
-"""Accuracy of a line recogniser on labelled line images: CER/WER per dataset and overall.
+"""Accuracy: a line recogniser on labelled line images, and recognised pages against ALTO / PAGE ground truth.
 
 Reads the Parquet layout of ``../shared/data/lines/<split>/<dataset>.parquet``
 (columns ``text`` and ``image`` with encoded image bytes), or any Parquet file with
@@ -12,17 +12,25 @@ those columns.
 from __future__ import annotations
 
 import io
+import posixpath
 import time
-from collections.abc import Sequence
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
 from sparkhtr.core.alphabet import Alphabet
-from sparkhtr.core.metrics import cer, wer
+from sparkhtr.core.metrics import cer, edit_counts, wer
 from sparkhtr.core.recognize import LineRecognizer
+from sparkhtr.core.types import BBox
+from sparkhtr.io.layout import LayoutPage, base_name
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 
 def evaluate_lines(references: Sequence[str], hypotheses: Sequence[str], groups: Sequence[str]
@@ -77,3 +85,220 @@ def evaluate_parquets(recognizer: LineRecognizer, files: Sequence[Path], limit: 
         "seconds": seconds,
         "dropped_reference_characters": dropped,
     }
+
+
+# ---------------------------------------------------------------- recognised pages against ground truth
+
+NORMALIZATIONS = ("basic", "alphabet")
+
+
+def text_normalizer(mode: str = "basic", alphabet: Alphabet | None = None) -> Callable[[str], str]:
+    """How both sides of a comparison are normalised, line by line.
+
+    ``basic``: Unicode NFC and whitespace runs folded to one space. ``alphabet``: also
+    map or drop what ``alphabet`` (a model's) cannot emit, as :func:`evaluate_parquets` does.
+
+    >>> text_normalizer()("  e\\u0301te  d'\\u00e9t\\u00e9 ")
+    "éte d'été"
+    """
+    if mode == "alphabet":
+        if alphabet is None:
+            raise ValueError("alphabet normalisation needs an alphabet")
+        return alphabet.normalize
+    if mode != "basic":
+        raise ValueError(f"normalisation must be one of {NORMALIZATIONS}, not {mode!r}")
+    return lambda text: " ".join(unicodedata.normalize("NFC", text).split())
+
+
+def box_iou(a: BBox, b: BBox) -> float:
+    """Intersection over union of two boxes.
+
+    >>> box_iou(BBox(0, 0, 10, 10), BBox(5, 0, 15, 10))
+    0.3333333333333333
+    """
+    ix = max(0, min(a.x1, b.x1) - max(a.x0, b.x0))
+    iy = max(0, min(a.y1, b.y1) - max(a.y0, b.y0))
+    union = a.width * a.height + b.width * b.height - ix * iy
+    return ix * iy / union if union > 0 else 0.0
+
+
+def match_boxes(truth: Sequence[BBox | None], found: Sequence[BBox | None], threshold: float = 0.5
+                ) -> list[tuple[int, int]]:
+    """One-to-one ``(truth index, found index)`` pairs with IoU above ``threshold``, best pairs first.
+
+    >>> match_boxes([BBox(0, 0, 10, 10), BBox(0, 20, 10, 30)], [BBox(0, 21, 10, 31), BBox(50, 0, 60, 9)])
+    [(1, 0)]
+    """
+    scored = sorted(((box_iou(t, f), i, j) for i, t in enumerate(truth) for j, f in enumerate(found)
+                     if t is not None and f is not None), reverse=True)
+    used_t: set[int] = set()
+    used_f: set[int] = set()
+    pairs = []
+    for score, i, j in scored:
+        if score <= threshold:
+            break
+        if i not in used_t and j not in used_f:
+            used_t.add(i)
+            used_f.add(j)
+            pairs.append((i, j))
+    return sorted(pairs)
+
+
+@dataclass
+class PageScore:
+    """Edit counts of one recognised page against its ground truth (and of its lines matched by box)."""
+
+    path: str
+    page: int
+    folder: str
+    gt_file: str | None
+    status: str
+    gt_lines: int
+    lines: int
+    char_errors: int
+    chars: int
+    word_errors: int
+    words: int
+    matched_lines: int = 0
+    line_char_errors: int = 0
+    line_chars: int = 0
+
+
+def score_page(reference: LayoutPage, hypothesis: LayoutPage | None, normalize: Callable[[str], str], *,
+               status: str = "ok") -> PageScore:
+    """CER/WER counts of the page text (lines in reading order), and per line for lines matched by box.
+
+    ``hypothesis`` None (no recognised lines, e.g. an error page) scores as empty text.
+    Lines empty after normalisation are left out on both sides.
+
+    >>> from sparkhtr.io.layout import LayoutLine
+    >>> ref = LayoutPage("a.png", lines=(LayoutLine("the cat", bbox=BBox(0, 0, 50, 10)),))
+    >>> hyp = LayoutPage("s3://x/a.png", lines=(LayoutLine("the bat", bbox=BBox(1, 0, 50, 11)),))
+    >>> s = score_page(ref, hyp, text_normalizer())
+    >>> (s.char_errors, s.chars, s.word_errors, s.matched_lines, s.line_char_errors)
+    (1, 7, 1, 1, 1)
+    """
+    def kept(page: LayoutPage | None) -> list[tuple[str, BBox | None]]:
+        pairs = [(normalize(line.text), line.box()) for line in (page.lines if page else ())]
+        return [(text, box) for text, box in pairs if text]
+
+    ref, hyp = kept(reference), kept(hypothesis)
+    ref_text, hyp_text = "\n".join(t for t, _ in ref), "\n".join(t for t, _ in hyp)
+    char_errors, chars = edit_counts([ref_text], [hyp_text])
+    word_errors, words = edit_counts([ref_text], [hyp_text], words=True)
+    pairs = match_boxes([b for _, b in ref], [b for _, b in hyp])
+    line_errors, line_chars = edit_counts([ref[i][0] for i, _ in pairs], [hyp[j][0] for _, j in pairs])
+    path = hypothesis.path if hypothesis else reference.path
+    return PageScore(path, hypothesis.page if hypothesis else reference.page, posixpath.dirname(path),
+                     reference.source, status, len(ref), len(hyp), char_errors, chars, word_errors, words,
+                     len(pairs), line_errors, line_chars)
+
+
+def _totals(scores: Sequence[PageScore]) -> dict[str, float]:
+    sums = {k: sum(getattr(s, k) for s in scores) for k in (
+        "gt_lines", "lines", "char_errors", "chars", "word_errors", "words", "matched_lines",
+        "line_char_errors", "line_chars")}
+    return {"pages": len(scores), **sums,
+            "cer": sums["char_errors"] / max(sums["chars"], 1), "wer": sums["word_errors"] / max(sums["words"], 1),
+            "line_cer": sums["line_char_errors"] / max(sums["line_chars"], 1)}
+
+
+def summarize_pages(scores: Sequence[PageScore]) -> dict[str, Any]:
+    """Per page, per folder (of the recognised path) and overall CER/WER (micro-averaged: edits / characters).
+
+    >>> s = PageScore("d/a.png", 1, "d", None, "ok", 1, 1, 1, 4, 1, 1)
+    >>> summarize_pages([s])["all"]["cer"]
+    0.25
+    """
+    folders = sorted({s.folder for s in scores})
+    return {
+        "pages": [{**asdict(s), **_totals([s])} for s in scores],
+        "folders": {f: _totals([s for s in scores if s.folder == f]) for f in folders},
+        "all": _totals(scores),
+    }
+
+
+def evaluate_tables(spark: SparkSession, tables_dir: str | Path, gt_root: str | Path, *, normalize: str = "basic",
+                    model: str | None = None) -> dict[str, Any]:
+    """Score the recognised pages of ``tables_dir`` against the ALTO / PAGE ground truth under ``gt_root``.
+
+    Ground-truth pages are matched to recognised pages as
+    :mod:`sparkhtr.io.ground_truth` describes; only the candidate pages and their
+    lines come to the driver. A matched page with ``status='error'`` scores as empty
+    text. The report (see :func:`summarize_pages`) also lists the ground-truth pages
+    with no recognised page (``unmatched``) or several (``ambiguous``), and the XML
+    files that are not ALTO / PAGE (``skipped``). ``normalize="alphabet"`` uses the
+    alphabet of ``model`` (default: the bundled default model).
+    """
+    import pandas as pd
+    from pyspark.sql import functions as F
+
+    from sparkhtr.io.export import pages_with_lines, read_tables, table_page
+    from sparkhtr.io.ground_truth import file_stem, load_ground_truth, match_ground_truth
+
+    alphabet = None
+    if normalize == "alphabet":
+        from sparkhtr.registry import resolve_model
+
+        alphabet = Alphabet(resolve_model(model).alphabet)
+    normalizer = text_normalizer(normalize, alphabet)
+    truth, skipped = load_ground_truth(gt_root)
+    report: dict[str, Any] = {"tables": str(tables_dir), "ground_truth": str(gt_root), "normalize": normalize}
+    rows = []
+    if truth:
+        pages, lines = read_tables(spark, tables_dir)
+        keys = spark.createDataFrame(sorted({(file_stem(t.image), t.page) for t in truth}), "stem string, page int")
+
+        @F.pandas_udf("string")  # type: ignore[call-overload]
+        def stem(paths: pd.Series) -> pd.Series:
+            return paths.map(lambda p: file_stem(base_name(p)))
+
+        candidates = pages.withColumn("stem", stem("path")).join(F.broadcast(keys), ["stem", "page"], "left_semi")
+        rows = pages_with_lines(candidates, lines).collect()
+    by_key = {(r["path"], r["page"]): r for r in rows}
+    matches, ambiguous = match_ground_truth(truth, by_key)
+    scores = []
+    for gt, path in zip(truth, matches, strict=True):
+        if path is not None:
+            row = by_key[(path, gt.page)]
+            scores.append(score_page(gt.layout, table_page(row), normalizer, status=row["status"]))
+    report.update(summarize_pages(scores))
+    report["unmatched"] = [f"{t.layout.source} ({t.image} p{t.page})" for t, m in zip(truth, matches, strict=True)
+                           if m is None]
+    report["ambiguous"] = [f"{truth[k].layout.source} ({truth[k].image} p{truth[k].page})" for k in ambiguous]
+    report["skipped"] = skipped
+    report["ground_truth_pages"] = len(truth)
+    return report
+
+
+def format_page_report(report: dict[str, Any], limit: int = 50) -> str:
+    """A readable text table of :func:`evaluate_tables`' report (at most ``limit`` page rows).
+
+    >>> s = PageScore("file:/d/a.png", 1, "file:/d", None, "ok", 2, 2, 1, 20, 1, 4, 2, 1, 20)
+    >>> print(format_page_report({**summarize_pages([s]), "unmatched": [], "ambiguous": [], "skipped": []}))
+    page                                       lines gt/found   CER %   WER %   line CER % (matched)
+    a.png p1                                              2/2    5.00   25.00    5.00 (2/2)
+    <BLANKLINE>
+    folder                                             pages   CER %   WER %   line CER % (matched)
+    file:/d                                                1    5.00   25.00    5.00 (2/2)
+    all                                                    1    5.00   25.00    5.00 (2/2)
+    """
+    def cells(row: dict[str, Any]) -> str:
+        return (f"{100 * row['cer']:>8.2f}{100 * row['wer']:>8.2f}{100 * row['line_cer']:>8.2f} "
+                f"({row['matched_lines']}/{row['gt_lines']})")
+
+    out = [f"{'page':<40}{'lines gt/found':>17}{'CER %':>8}{'WER %':>8}   line CER % (matched)"]
+    for row in report["pages"][:limit]:
+        name = f"{base_name(row['path'])} p{row['page']}" + ("" if row["status"] == "ok" else f" [{row['status']}]")
+        out.append(f"{name[:40]:<40}{str(row['gt_lines']) + '/' + str(row['lines']):>17}{cells(row)}")
+    if len(report["pages"]) > limit:
+        out.append(f"… {len(report['pages']) - limit} more pages (all of them in --json)")
+    out += ["", f"{'folder':<50}{'pages':>7}{'CER %':>8}{'WER %':>8}   line CER % (matched)"]
+    for name, row in [*report["folders"].items(), ("all", report["all"])]:
+        out.append(f"{name[-50:]:<50}{row['pages']:>7}{cells(row)}")
+    for key, what in (("unmatched", "ground-truth pages without a recognised page"),
+                      ("ambiguous", "ground-truth pages matching several recognised files"),
+                      ("skipped", "XML files that are not ALTO / PAGE")):
+        if report.get(key):
+            out.append(f"{what}: {len(report[key])}, e.g. {report[key][0]}")
+    return "\n".join(out)

@@ -6,7 +6,8 @@ Fetches the handwriting fonts first when ``--fonts`` holds none (needs ``npm``),
 writes English and French pages as PNG, JPEG, a multi-page TIFF and a PDF (one
 two-column page, one skewed page), ``ground_truth.jsonl`` (one row per page:
 ``{file, page, width, height, language, font, lines}``, ``page`` 1-based within the
-file) and a ``README.md`` naming the fonts and their licences. Pages are rendered
+file), the same as PAGE XML in ``ground_truth/`` (``--xml-only`` rewrites just that
+from the JSONL) and a ``README.md`` naming the fonts and their licences. Pages are rendered
 without pixel noise so the committed files stay small.
 
 >>> [(p.suffix, p.pages, p.two_columns, p.skew) for p in _plan(6)]  # doctest: +NORMALIZE_WHITESPACE
@@ -135,8 +136,36 @@ def make_samples(fonts_dir: Path, out: Path, n_pages: int = 6, seed: int = 0) ->
     with open(out / "ground_truth.jsonl", "w", encoding="utf-8") as fh:
         for row in rows:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    write_ground_truth_xml(rows, out / "ground_truth")
     _write_readme(out, fonts_dir, rows, notes, used, n_pages, seed)
     return rows
+
+
+def write_ground_truth_xml(rows: list[dict], folder: Path) -> list[Path]:
+    """Write each ground-truth row as PAGE XML into ``folder``, named as ``sparkhtr export`` names pages.
+
+    ``sample_04.tif`` page 2 becomes ``sample_04.tif.p2.xml`` (image ``sample_04.tif``), which is
+    how :mod:`sparkhtr.io.ground_truth` matches it to the recognised page. Deterministic: a fixed
+    creation date, so rewriting unchanged ground truth leaves the files unchanged.
+    """
+    from datetime import datetime, timezone
+
+    from sparkhtr.core.types import BBox
+    from sparkhtr.io.export import export_name
+    from sparkhtr.io.layout import LayoutLine, LayoutPage, as_points
+    from sparkhtr.io.layout_xml import to_page_xml
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for row in rows:
+        lines = tuple(LayoutLine(ln["text"], as_points(ln.get("polygon")), as_points(ln.get("baseline")),
+                                 BBox(*ln["bbox"]) if ln.get("bbox") else None) for ln in row["lines"])
+        page = LayoutPage(row["file"], int(row["page"]), int(row["width"]), int(row["height"]), lines)
+        path = folder / export_name(row["file"], page.page, "xml")
+        path.write_bytes(to_page_xml(page, creator="sparkhtr synthetic ground truth",
+                                     created=datetime(2000, 1, 1, tzinfo=timezone.utc)))
+        written.append(path)
+    return written
 
 
 def _write_readme(out: Path, fonts_dir: Path, rows: list[dict], notes: dict[str, str], used: set[str],
@@ -188,6 +217,14 @@ in the pixel space of the page image (the same shape as the real data's
 `pages.jsonl` lines, plus `bbox`). Polygons enclose the slanted ink boxes of the
 words; baselines run through each word's start and end.
 
+## ground_truth/
+
+The same ground truth as PAGE XML (2019-07-15), one file per page, named as
+`sparkhtr export` names pages (`sample_04.tif.p2.xml` is page 2 of `sample_04.tif`),
+so that `sparkhtr eval --tables out/tables --gt samples/ground_truth` scores the
+README job. Rewrite it from `ground_truth.jsonl` without re-rendering the pages with
+`python -m sparkhtr.synth.samples --out samples --xml-only`.
+
 ## Fonts and licences
 
 The page images are rendered output, not font software; the fonts used were:
@@ -209,7 +246,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=Path("samples"), help="pages go to OUT/pages, ground truth to OUT")
     p.add_argument("--pages", type=int, default=6)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--xml-only", action="store_true",
+                   help="only rewrite OUT/ground_truth/*.xml (PAGE XML) from OUT/ground_truth.jsonl")
     args = p.parse_args(argv)
+    if args.xml_only:
+        source = args.out / "ground_truth.jsonl"
+        rows = [json.loads(line) for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
+        written = write_ground_truth_xml(rows, args.out / "ground_truth")
+        print(f"{len(written)} PAGE XML files → {args.out / 'ground_truth'}")
+        return
     if args.pages < 1:
         p.error("--pages must be at least 1")
     rows = make_samples(args.fonts, args.out, args.pages, args.seed)
