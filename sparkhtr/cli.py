@@ -3,6 +3,8 @@
     sparkhtr recognize samples/pages --out out/
     sparkhtr recognize --lines lines/*.png --out preds.jsonl
     sparkhtr sql --tables out/ "SELECT path, page, n_lines FROM pages"
+    sparkhtr export --tables out/ --format alto --out alto/
+    sparkhtr eval --tables out/ --gt ground_truth/
     sparkhtr models
 """
 
@@ -116,6 +118,33 @@ def cmd_eval_lines(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from sparkhtr.io.export import export_tables
+
+    spark = _session(args)
+    s = export_tables(spark, args.tables, args.out, args.format, schemas_dir=args.validate)
+    print(f"{s.written} {s.format} files → {s.out} ({s.skipped_errors} error pages skipped)")
+    if s.validated:
+        print(f"{s.validated - s.invalid}/{s.validated} valid against the {s.format.upper()} XSD in {args.validate}")
+    for problem in s.problems:
+        print(f"  invalid: {problem}", file=sys.stderr)
+    return 1 if s.invalid else 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from sparkhtr.evaluation import evaluate_tables, format_page_report
+
+    spark = _session(args)
+    report = evaluate_tables(spark, args.tables, args.gt, normalize=args.normalize, model=args.model)
+    if not report["ground_truth_pages"]:
+        print(f"no ALTO / PAGE ground truth under {args.gt}", file=sys.stderr)
+        return 2
+    print(format_page_report(report, limit=args.limit))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sparkhtr", description="Spark-native handwritten text recognition")
     parser.add_argument("--version", action="version", version=f"sparkhtr {__version__}")
@@ -152,6 +181,26 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--limit", type=int, default=None, help="lines per file")
     ev.add_argument("--json", default=None, help="also write the report as JSON here")
     ev.set_defaults(func=cmd_eval_lines)
+
+    exp = sub.add_parser("export", help="write one ALTO, PAGE XML or text file per recognised page")
+    exp.add_argument("--tables", required=True, help="tables folder written by `recognize`")
+    exp.add_argument("--format", choices=["alto", "page", "txt"], default="alto")
+    exp.add_argument("--out", required=True, help="local output folder")
+    exp.add_argument("--validate", default=None, metavar="SCHEMAS_DIR",
+                     help="validate each XML file against the XSDs in this folder (e.g. ../shared/schemas)")
+    _add_spark_options(exp)
+    exp.set_defaults(func=cmd_export)
+
+    gt = sub.add_parser("eval", help="CER/WER of recognised pages against ALTO / PAGE ground truth")
+    gt.add_argument("--tables", required=True, help="tables folder written by `recognize`")
+    gt.add_argument("--gt", required=True, help="folder of ALTO / PAGE XML files (searched recursively)")
+    gt.add_argument("--normalize", choices=["basic", "alphabet"], default="basic",
+                    help="basic: NFC, whitespace folded; alphabet: also drop what --model cannot emit")
+    gt.add_argument("--model", default=None, help="model whose alphabet --normalize alphabet uses")
+    gt.add_argument("--limit", type=int, default=50, help="page rows printed (all in --json)")
+    gt.add_argument("--json", default=None, help="also write the report as JSON here")
+    _add_spark_options(gt)
+    gt.set_defaults(func=cmd_eval)
 
     models = sub.add_parser("models", help="list bundled models")
     models.set_defaults(func=cmd_models)
