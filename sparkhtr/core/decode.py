@@ -6,10 +6,35 @@ are decoded with Pillow, PDF pages are rendered with PDFium (``pypdfium2``).
 
 Every failure caused by the input is a :class:`~sparkhtr.errors.DecodeError`
 (corrupt, truncated, unsupported, encrypted) or its subclass
-:class:`~sparkhtr.errors.LimitExceededError` (too many bytes, pixels or pages);
-no other exception type escapes for bad input. Sizes are checked from the
-headers *before* any pixel is decoded, so a decompression bomb costs a header
-parse, not gigabytes of memory.
+:class:`~sparkhtr.errors.LimitExceededError` (too many bytes, pixels or pages, a
+PDF page too slow or too big to render); no other exception type escapes for bad
+input. Sizes are checked from the headers *before* any pixel is decoded, so a
+decompression bomb costs a header parse, not gigabytes of memory.
+
+Limits (:class:`DecodeLimits`, the ``maxBytes`` / ``maxPixels`` / ``maxPages`` /
+``maxRenderSeconds`` Params of ``BinaryToImage``) and why these defaults:
+
+- ``max_bytes`` = 256 MiB per file, checked first. Spark reads a whole file into
+  one ``binaryFile`` row (2 GiB at most) and ships it to Python in an Arrow batch:
+  the row must fit a worker with room to spare. A 600 dpi colour A4 page is about
+  25 MB as PNG and 3 MB as JPEG, so this admits ten-page uncompressed scans and
+  hundred-page JPEG-in-PDF volumes while keeping one row far from the 2 GiB cap.
+- ``max_pixels`` = 100 M per page, and per image embedded in a PDF page. A0 at
+  300 dpi is 140 M, A3 at 600 dpi 70 M, A4 at 600 dpi 35 M; 100 M gray pixels is
+  100 MB per page (300 MB as RGB), the most one page may hold while several tasks
+  share a worker. It replaces Pillow's global 89 M bomb limit, checked from the
+  header before decoding; a PDF page's size is checked from its box at the
+  rendering dpi, its embedded images from their dictionaries, before rendering.
+- ``max_pages`` = 1000 per file: a bound on the rows one file explodes into; bound
+  volumes rarely pass a few hundred pages. TIFF directories are walked only that
+  far (a crafted file may chain millions); a PDF's page count comes from PDFium.
+- ``max_render_seconds`` = 120 per PDF page. On Linux PDF pages are rendered in a
+  forked child process whose address space may grow by 12 bytes per ``max_pixels``
+  plus 256 MiB (1.4 GiB): a few hundred bytes of nested form XObjects make PDFium
+  parse millions of objects before any check can run, and PDFium aborts its process
+  when memory runs out. A child that runs out of memory or time becomes an error for
+  that file, not a lost Spark worker. Raster decoding needs no time limit: its cost
+  is bounded by ``max_pixels``.
 
 >>> import io
 >>> from PIL import Image
@@ -22,13 +47,22 @@ parse, not gigabytes of memory.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import faulthandler
 import hashlib
 import io
 import math
+import os
+import select
+import signal
+import struct
+import sys
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NoReturn
 
 import cv2
 import numpy as np
@@ -39,6 +73,11 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from sparkhtr.core.types import DecodedPage
 from sparkhtr.errors import ConfigError, DecodeError, LimitExceededError, SparkHtrError
 
+try:
+    import resource
+except ImportError:  # not on Windows: PDFs are rendered in process there
+    resource = None  # type: ignore[assignment]
+
 __all__ = ["DecodeLimits", "content_sha256", "iter_pages", "sniff_format"]
 
 
@@ -46,16 +85,9 @@ __all__ = ["DecodeLimits", "content_sha256", "iter_pages", "sniff_format"]
 class DecodeLimits:
     """Safety limits applied to one input file; exceeding one raises ``LimitExceededError``.
 
-    The defaults are sized for document scans while keeping one Spark task's memory bounded:
-
-    - ``max_bytes`` (256 MiB): larger than any sane multi-page scan, yet a single Spark
-      binaryFile row must fit in a worker's memory (and in one Arrow batch) anyway.
-    - ``max_pixels`` (100 M, per page): an A0 sheet at 300 dpi is ~ 140 M, an A3 at 600 dpi
-      ~ 70 M; 100 M gray pixels is 100 MB (300 MB in RGB), the most one page may hold in a
-      worker while several tasks share its memory. This limit, not Pillow's global
-      ``Image.MAX_IMAGE_PIXELS`` (~ 89 M), is the one that applies.
-    - ``max_pages`` (1000): a bound on the rows one file can explode into; real bound
-      volumes rarely exceed a few hundred pages.
+    The defaults and the reasons for them are in this module's docstring: a 256 MiB
+    file, a 100 M pixel page (or image embedded in a PDF page), 1000 pages, 120 s to
+    load and render one PDF page.
 
     >>> DecodeLimits(max_pages=10).max_pages
     10
@@ -63,17 +95,25 @@ class DecodeLimits:
     Traceback (most recent call last):
     ...
     sparkhtr.errors.ConfigError: DecodeLimits.max_pixels must be a positive int, got 0
+    >>> DecodeLimits(max_render_seconds=float("nan"))
+    Traceback (most recent call last):
+    ...
+    sparkhtr.errors.ConfigError: DecodeLimits.max_render_seconds must be a positive number, got nan
     """
 
     max_bytes: int = 256 * 2**20
     max_pixels: int = 100_000_000
     max_pages: int = 1000
+    max_render_seconds: float = 120.0
 
     def __post_init__(self) -> None:
         for name in ("max_bytes", "max_pixels", "max_pages"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"DecodeLimits.{name} must be a positive int, got {value!r}")
+        seconds = self.max_render_seconds
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds < math.inf:
+            raise ConfigError(f"DecodeLimits.max_render_seconds must be a positive number, got {seconds!r}")
 
 
 _DEFAULT_LIMITS = DecodeLimits()
@@ -88,6 +128,10 @@ _ORIENTATION_TAG = ExifTags.Base.Orientation
 # touched under these locks, and only for the duration of one call (never across a yield).
 _PILLOW_LOCK = threading.RLock()
 _PDFIUM_LOCK = threading.RLock()
+
+# Render PDFs in a forked child with a memory budget and a time limit (Linux only; see
+# _iter_pdf_isolated). Tests switch it off to cover the in-process path.
+PDF_ISOLATION = sys.platform.startswith("linux") and resource is not None
 
 
 def sniff_format(data: bytes) -> str | None:
@@ -349,12 +393,27 @@ def _stretch(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
 
 
 def _iter_pdf(data: bytes, label: str, limits: DecodeLimits, dpi: int, color: bool) -> Iterator[DecodedPage]:
-    """Render each PDF page with PDFium at ``dpi``."""
+    """Render each PDF page with PDFium at ``dpi``: in a child process where possible."""
     # PDFium silently repairs truncated files (rebuilding the xref), dropping what was
     # cut off; a missing final %%EOF (readers accept it within the last 1 KiB) is how a
     # truncated upload shows.
     if b"%%EOF" not in data[-1024:]:
         raise DecodeError(f"{label}: truncated PDF (no %%EOF marker at the end)")
+    if PDF_ISOLATION and hasattr(os, "fork"):
+        yield from _iter_pdf_isolated(data, label, limits, dpi, color)
+    else:
+        yield from _iter_pdf_here(data, label, limits, dpi, color)
+
+
+def _iter_pdf_here(data: bytes, label: str, limits: DecodeLimits, dpi: int, color: bool) -> Iterator[DecodedPage]:
+    """Render in this process (no memory budget, no time limit: see :func:`_iter_pdf_isolated`)."""
+    for page in _iter_pdf_bitmaps(data, label, limits, dpi, color):
+        yield DecodedPage(page=page.page, image=_finish_bitmap(page.image, color))
+
+
+def _iter_pdf_bitmaps(data: bytes, label: str, limits: DecodeLimits, dpi: int, color: bool
+                      ) -> Iterator[DecodedPage]:
+    """Each page as PDFium renders it (gray, or RGB with a fourth channel): no OpenCV, safe after a fork."""
     with _PDFIUM_LOCK:
         try:
             pdf = pdfium.PdfDocument(data)
@@ -394,6 +453,7 @@ def _render_pdf_page(
                 raise DecodeError(f"{where}: invalid page box ({width_pt}×{height_pt} pt)")
             # pypdfium2 sizes the bitmap with ceil(): check exactly what would be allocated.
             _check_pixels(where, math.ceil(width_pt * scale), math.ceil(height_pt * scale), limits)
+            _check_embedded_images(page, where, limits)
             bitmap = page.render(scale=scale, grayscale=not color, rev_byteorder=True)
             try:
                 # Copy: the bitmap's buffer is freed when it is closed.
@@ -404,6 +464,11 @@ def _render_pdf_page(
             page.close()
     except pdfium.PdfiumError as exc:
         raise DecodeError(f"{where}: corrupt PDF page ({exc})") from exc
+    return array
+
+
+def _finish_bitmap(array: np.ndarray, color: bool) -> np.ndarray:
+    """A rendered bitmap as the gray ``H×W`` or RGB ``H×W×3`` page :func:`iter_pages` promises."""
     if color:
         if array.ndim == 2:
             array = cv2.cvtColor(array, cv2.COLOR_GRAY2RGB)
@@ -411,3 +476,196 @@ def _render_pdf_page(
     if array.ndim == 3:
         array = cv2.cvtColor(np.ascontiguousarray(array[..., :3]), cv2.COLOR_RGB2GRAY)
     return np.ascontiguousarray(array)
+
+
+def _check_embedded_images(page: pdfium.PdfPage, where: str, limits: DecodeLimits) -> None:
+    """Reject a page painting an image that declares more than ``max_pixels`` samples.
+
+    PDFium decodes an image at its own resolution whatever the page's, so a 72 pt page
+    can hold a 30000 × 30000 image (a few bytes of deflated zeros) that costs 900 MB.
+    Image objects inside form XObjects are visited too, depth first.
+    """
+    width, height = ctypes.c_uint(), ctypes.c_uint()
+    stack = [(pdfium_c.FPDFPage_CountObjects, pdfium_c.FPDFPage_GetObject, page.raw)]
+    while stack:
+        count, get, parent = stack.pop()
+        for i in range(count(parent)):
+            obj = get(parent, i)
+            kind = pdfium_c.FPDFPageObj_GetType(obj)
+            if kind == pdfium_c.FPDF_PAGEOBJ_FORM:
+                stack.append((pdfium_c.FPDFFormObj_CountObjects, pdfium_c.FPDFFormObj_GetObject, obj))
+            elif kind == pdfium_c.FPDF_PAGEOBJ_IMAGE and pdfium_c.FPDFImageObj_GetImagePixelSize(
+                    obj, ctypes.byref(width), ctypes.byref(height)):
+                pixels = width.value * height.value
+                if pixels > limits.max_pixels:
+                    raise LimitExceededError(f"{where}: embedded image of {width.value}×{height.value} = "
+                                             f"{pixels:,} pixels exceeds max_pixels={limits.max_pixels:,}")
+
+
+# Messages from the rendering child: a page, an error, or the end.
+_PAGE, _ERROR, _DONE = b"P", b"E", b"D"
+_PAGE_HEADER = struct.Struct(">IIII")  # page number, height, width, channels
+_ERROR_TYPES: dict[str, type[SparkHtrError]] = {
+    "DecodeError": DecodeError, "LimitExceededError": LimitExceededError, "ConfigError": ConfigError}
+
+
+def render_budget(limits: DecodeLimits) -> int:
+    """Address space a PDF rendering child may add to its parent's: 12 bytes per ``max_pixels`` + 256 MiB.
+
+    That covers a page bitmap at the limit in BGRA and our copy of it (8 bytes per
+    pixel) plus one embedded image at the limit decoded to 32 bits, with room for
+    PDFium's parsed page (1.4 GiB with the default limits).
+
+    >>> render_budget(DecodeLimits()) // 2**20
+    1400
+    """
+    return 12 * limits.max_pixels + 256 * 2**20
+
+
+def _iter_pdf_isolated(data: bytes, label: str, limits: DecodeLimits, dpi: int, color: bool
+                       ) -> Iterator[DecodedPage]:
+    """Render in a forked child under a memory budget and a time limit per page.
+
+    A few hundred bytes of PDF can make PDFium parse millions of objects (form
+    XObjects drawing each other ten times, seven levels deep, take 1.7 GB and 10 s
+    in ``FPDF_LoadPage``, before any check of ours can run), and PDFium aborts the
+    process when an allocation fails. The child gets ``RLIMIT_AS`` of its parent's
+    address space plus :func:`render_budget`; pages come back through a pipe one
+    at a time, so the parent holds at most one page. A child that dies becomes a
+    :class:`LimitExceededError` (aborted: out of budget) or a :class:`DecodeError`
+    (crashed), a page that takes longer than ``max_render_seconds`` a
+    :class:`LimitExceededError`; the job goes on either way.
+    """
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        os.close(read_fd)
+        _render_child(write_fd, data, label, limits, dpi, color)
+    os.close(write_fd)
+    reader = _PipeReader(read_fd, limits.max_render_seconds)
+    where = f"{label} page 1"
+    finished = False
+    try:
+        while True:
+            kind = bytes(reader.read(1, where, eof_ok=True))
+            if kind == _PAGE:
+                page, height, width, channels = _PAGE_HEADER.unpack(reader.read(_PAGE_HEADER.size, where))
+                pixels = reader.read(height * width * channels, where)
+                shape = (height, width) if channels == 1 else (height, width, channels)
+                bitmap = np.frombuffer(pixels, np.uint8).reshape(shape)
+                yield DecodedPage(page=page, image=_finish_bitmap(bitmap, color))
+                where = f"{label} page {page + 1}"
+            elif kind == _ERROR:
+                (size,) = struct.unpack(">I", reader.read(4, where))
+                name, _, message = reader.read(size, where).decode("utf-8", "replace").partition("\n")
+                finished = True
+                raise _ERROR_TYPES.get(name, DecodeError)(message)
+            elif kind == _DONE:
+                finished = True
+                return
+            else:  # end of the pipe without a last word: the child died
+                finished = True
+                raise _child_death(pid, where, limits)
+    finally:
+        os.close(read_fd)
+        if not finished:  # the caller stopped early, or a page timed out
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+
+
+class _PipeReader:
+    """Exact-size reads from the child's pipe, each within ``timeout`` seconds."""
+
+    def __init__(self, fd: int, timeout: float) -> None:
+        self.fd, self.timeout = fd, timeout
+
+    def read(self, size: int, where: str, eof_ok: bool = False) -> bytearray:
+        """``size`` bytes; at the end of the pipe, ``b""`` if ``eof_ok`` and nothing was read, else an error."""
+        buffer = bytearray(size)
+        view, got = memoryview(buffer), 0
+        deadline = time.monotonic() + self.timeout
+        while got < size:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.fd], [], [], left)[0]:
+                raise LimitExceededError(
+                    f"{where}: loading and rendering took more than max_render_seconds={self.timeout:g}")
+            count = os.readv(self.fd, [view[got:]])
+            if count == 0:
+                if got == 0 and eof_ok:
+                    return bytearray()
+                raise DecodeError(f"{where}: the PDF renderer stopped in the middle of a message")
+            got += count
+        return buffer
+
+
+def _child_death(pid: int, where: str, limits: DecodeLimits) -> SparkHtrError:
+    """The error for a rendering child that closed its pipe without a last message."""
+    budget = f"{render_budget(limits) // 2**20:,} MiB"
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:  # reaped elsewhere (SIGCHLD ignored): no status to tell
+        return DecodeError(f"{where}: the PDF renderer died")
+    if os.WIFSIGNALED(status):
+        name = signal.Signals(os.WTERMSIG(status)).name
+        if os.WTERMSIG(status) in (signal.SIGABRT, signal.SIGKILL):
+            return LimitExceededError(f"{where}: PDFium stopped ({name}), most likely out of its memory budget "
+                                      f"of {budget} (12 bytes per max_pixels + 256 MiB)")
+        return DecodeError(f"{where}: PDFium crashed ({name})")
+    if os.WEXITSTATUS(status) == _OUT_OF_MEMORY:
+        return LimitExceededError(f"{where}: rendering ran out of its memory budget of {budget}")
+    return DecodeError(f"{where}: the PDF renderer exited with status {os.WEXITSTATUS(status)}")
+
+
+_OUT_OF_MEMORY = 70  # the child's exit status after a MemoryError
+
+
+def _render_child(fd: int, data: bytes, label: str, limits: DecodeLimits, dpi: int, color: bool) -> NoReturn:
+    """Body of the forked child: render every page into ``fd``, then ``_exit`` (never unwinds into the caller)."""
+    global _PDFIUM_LOCK
+    code = 0
+    try:
+        faulthandler.disable()  # a budget abort is reported by the parent, not as a crash dump
+        _PDFIUM_LOCK = threading.RLock()  # another parent thread may have held it at fork time
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+            budget = _address_space() + render_budget(limits)
+            soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+            if soft == resource.RLIM_INFINITY or budget < soft:
+                resource.setrlimit(resource.RLIMIT_AS, (budget, hard))
+        try:
+            for page in _iter_pdf_bitmaps(data, label, limits, dpi, color):
+                image = page.image
+                channels = 1 if image.ndim == 2 else image.shape[2]
+                _write_all(fd, _PAGE + _PAGE_HEADER.pack(page.page, image.shape[0], image.shape[1], channels))
+                _write_all(fd, memoryview(image).cast("B"))
+            _write_all(fd, _DONE)
+        except (MemoryError, OSError):
+            raise
+        except Exception as exc:  # what in-process rendering would raise, as a message for the parent
+            name = type(exc).__name__ if type(exc).__name__ in _ERROR_TYPES else "DecodeError"
+            message = str(exc) if isinstance(exc, SparkHtrError) else f"{label}: corrupt PDF ({exc!r})"
+            payload = f"{name}\n{message}".encode("utf-8", "replace")
+            _write_all(fd, _ERROR + struct.pack(">I", len(payload)) + payload)
+    except MemoryError:
+        code = _OUT_OF_MEMORY
+    except BaseException:  # a closed pipe (the parent stopped reading) or anything else: just leave
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _address_space() -> int:
+    """This process's virtual size in bytes (``VmSize``)."""
+    with open("/proc/self/status", "rb") as status:
+        for line in status:
+            if line.startswith(b"VmSize:"):
+                return int(line.split()[1]) * 1024
+    return 0

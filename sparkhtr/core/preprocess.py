@@ -38,6 +38,11 @@ _SKEW_ANGLES_PER_CHUNK = 16  # bounds the angle × point work arrays to a few MB
 _SKEW_COARSE_STEP = 0.5
 _SKEW_FINE_STEP = 0.05
 _MIN_ROTATION = 0.1  # below this a rotation only blurs (0.1° drifts 3.5 px over 2000 px)
+# Deskewing grows the canvas: 1.5× for a page at 15°, but 10× for a 60000 × 1666 strip
+# (1 G pixels from 100 M). A rotation is skipped when its canvas would be both over this
+# many times the page and over _DESKEW_FREE_PIXELS: real pages are never near either.
+_MAX_DESKEW_GROWTH = 3.0
+_DESKEW_FREE_PIXELS = 50_000_000
 
 # Background is estimated on a copy whose long side is this; paper shading varies slowly.
 _BACKGROUND_SIDE = 256
@@ -251,7 +256,9 @@ def preprocess_page(
     False; the flag only mirrors the Spark transformer's Param. The skew is measured on
     the gray page before normalisation (whose gain would also darken show-through from
     the back of the sheet) and removed after it, so the white corners the rotation adds
-    match the normalised paper. Skews under 0.1° are not removed; ``skew_degrees`` is the
+    match the normalised paper. Skews under 0.1° are not removed, nor is a skew whose
+    rotated canvas would hold over 3 × the page's pixels and over 50 M pixels (a very
+    long strip turned by a few degrees: memory, not a page); ``skew_degrees`` is the
     angle actually removed (0.0 when none).
 
     >>> import numpy as np
@@ -263,13 +270,21 @@ def preprocess_page(
     del grayscale  # see docstring: the output is gray whatever its value
     gray = to_gray(image)
     angle = estimate_skew(gray, max_skew) if deskew else 0.0
-    if abs(angle) < _MIN_ROTATION:
+    if abs(angle) < _MIN_ROTATION or not _rotation_fits(gray.shape, angle):
         angle = 0.0
     if normalize:
         gray = normalize_contrast(gray)
     if angle:
         gray = _deskew(gray, angle)
     return PreprocessedPage(image=np.ascontiguousarray(gray), skew_degrees=angle)
+
+
+def _rotation_fits(shape: tuple[int, ...], angle: float) -> bool:
+    """Whether deskewing a page of ``shape`` by ``angle`` keeps its canvas within bounds (see above)."""
+    height, width = shape[:2]
+    _, (new_width, new_height) = rotation_matrix(-angle, (width, height))
+    pixels = new_width * new_height
+    return pixels <= max(_MAX_DESKEW_GROWTH * width * height, _DESKEW_FREE_PIXELS)
 
 
 _deskew = deskew  # preprocess_page's ``deskew`` flag shadows the function inside it
