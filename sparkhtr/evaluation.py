@@ -27,7 +27,7 @@ from sparkhtr.core.alphabet import Alphabet
 from sparkhtr.core.metrics import cer, edit_counts, wer
 from sparkhtr.core.recognize import LineRecognizer
 from sparkhtr.core.types import BBox
-from sparkhtr.io.layout import LayoutPage, base_name
+from sparkhtr.io.layout import LayoutPage, base_name, clean_text
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -95,7 +95,8 @@ NORMALIZATIONS = ("basic", "alphabet")
 def text_normalizer(mode: str = "basic", alphabet: Alphabet | None = None) -> Callable[[str], str]:
     """How both sides of a comparison are normalised, line by line.
 
-    ``basic``: Unicode NFC and whitespace runs folded to one space. ``alphabet``: also
+    ``basic``: Unicode NFC, characters XML cannot hold dropped (ground truth read from
+    XML cannot contain them) and whitespace runs folded to one space. ``alphabet``: also
     map or drop what ``alphabet`` (a model's) cannot emit, as :func:`evaluate_parquets` does.
 
     >>> text_normalizer()("  e\\u0301te  d'\\u00e9t\\u00e9 ")
@@ -107,7 +108,7 @@ def text_normalizer(mode: str = "basic", alphabet: Alphabet | None = None) -> Ca
         return alphabet.normalize
     if mode != "basic":
         raise ValueError(f"normalisation must be one of {NORMALIZATIONS}, not {mode!r}")
-    return lambda text: " ".join(unicodedata.normalize("NFC", text).split())
+    return lambda text: " ".join(clean_text(unicodedata.normalize("NFC", text)).split())
 
 
 def box_iou(a: BBox, b: BBox) -> float:
@@ -230,11 +231,10 @@ def evaluate_tables(spark: SparkSession, tables_dir: str | Path, gt_root: str | 
     files that are not ALTO / PAGE (``skipped``). ``normalize="alphabet"`` uses the
     alphabet of ``model`` (default: the bundled default model).
     """
-    import pandas as pd
     from pyspark.sql import functions as F
 
     from sparkhtr.io.export import pages_with_lines, read_tables, table_page
-    from sparkhtr.io.ground_truth import file_stem, load_ground_truth, match_ground_truth
+    from sparkhtr.io.ground_truth import file_stem, image_name, load_ground_truth, match_ground_truth
 
     alphabet = None
     if normalize == "alphabet":
@@ -249,10 +249,7 @@ def evaluate_tables(spark: SparkSession, tables_dir: str | Path, gt_root: str | 
         pages, lines = read_tables(spark, tables_dir)
         keys = spark.createDataFrame(sorted({(file_stem(t.image), t.page) for t in truth}), "stem string, page int")
 
-        @F.pandas_udf("string")  # type: ignore[call-overload]
-        def stem(paths: pd.Series) -> pd.Series:
-            return paths.map(lambda p: file_stem(base_name(p)))
-
+        stem = F.udf(lambda path: file_stem(image_name(path)), "string", useArrow=True)
         candidates = pages.withColumn("stem", stem("path")).join(F.broadcast(keys), ["stem", "page"], "left_semi")
         rows = pages_with_lines(candidates, lines).collect()
     by_key = {(r["path"], r["page"]): r for r in rows}
@@ -263,9 +260,12 @@ def evaluate_tables(spark: SparkSession, tables_dir: str | Path, gt_root: str | 
             row = by_key[(path, gt.page)]
             scores.append(score_page(gt.layout, table_page(row), normalizer, status=row["status"]))
     report.update(summarize_pages(scores))
-    report["unmatched"] = [f"{t.layout.source} ({t.image} p{t.page})" for t, m in zip(truth, matches, strict=True)
-                           if m is None]
-    report["ambiguous"] = [f"{truth[k].layout.source} ({truth[k].image} p{truth[k].page})" for k in ambiguous]
+    def named(k: int) -> str:
+        return f"{truth[k].layout.source} ({truth[k].image} p{truth[k].page})"
+
+    unclear = set(ambiguous)
+    report["unmatched"] = [named(k) for k, m in enumerate(matches) if m is None and k not in unclear]
+    report["ambiguous"] = [named(k) for k in ambiguous]
     report["skipped"] = skipped
     report["ground_truth_pages"] = len(truth)
     return report

@@ -24,7 +24,6 @@ together. Files are written by the driver, so ``out`` is a local folder.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import posixpath
@@ -36,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from sparkhtr.core.types import BBox
 from sparkhtr.errors import ConfigError
-from sparkhtr.io.layout import LayoutLine, LayoutPage, as_points, base_name
+from sparkhtr.io.layout import LayoutLine, LayoutPage, as_points, base_name, path_hash
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -73,7 +72,7 @@ def export_name(path: str, page: int, extension: str, *, disambiguate: bool = Fa
     """The output file name of ``page`` of ``path``: ``<safe stem>[~<hash>].p<page>.<extension>``."""
     stem = safe_stem(path)
     if disambiguate:
-        stem += "~" + hashlib.sha256(path.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+        stem += "~" + path_hash(path)
     return f"{stem}.p{int(page)}.{extension}"
 
 
@@ -133,7 +132,6 @@ def table_page(row: Any) -> LayoutPage:
 
 def _export_rows(spark: SparkSession, tables_dir: str | os.PathLike[str]) -> tuple[DataFrame, int]:
     """Ok pages with their lines and a ``collides`` flag, in partitions of bounded size; and the error count."""
-    import pandas as pd
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -141,10 +139,7 @@ def _export_rows(spark: SparkSession, tables_dir: str | os.PathLike[str]) -> tup
     counts = {r["ok"]: r["count"] for r in pages.groupBy((F.col("status") == "ok").alias("ok")).count().collect()}
     ok, errors = counts.get(True, 0), counts.get(False, 0) + counts.get(None, 0)
 
-    @F.pandas_udf("string")  # type: ignore[call-overload]
-    def stem_key(paths: pd.Series) -> pd.Series:
-        return paths.map(lambda p: safe_stem(p).casefold())
-
+    stem_key = F.udf(lambda path: safe_stem(path).casefold(), "string", useArrow=True)
     rows = pages_with_lines(pages.where(F.col("status") == "ok"), lines)
     partitions = max(1, math.ceil(ok / PAGES_PER_PARTITION))
     keyed = rows.withColumn("stem_key", stem_key("path")).repartition(partitions, "stem_key")

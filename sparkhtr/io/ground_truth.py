@@ -15,8 +15,10 @@ A recognised page ``(path, page)`` matches when the file name of ``path`` equals
 the image name, page for page; failing that, when the names without their
 extensions are equal (ground truth made for ``scan.jpg``, recognised ``scan.png``).
 When several recognised files qualify (the same name in several folders), the one
-whose folders end with the XML file's folders below the ground-truth root wins;
-if that does not single one out, the page is *ambiguous* and left out.
+whose folders end with the XML file's folders below the ground-truth root wins, or
+the one whose path hash is in the XML file name (``scan.png~1a2b3c4d5e.p1.xml``, as
+``sparkhtr export`` disambiguates names); if that does not single one out, the page
+is *ambiguous* and left out.
 
 >>> gt = GroundTruthPage("letter.png", 1, "", LayoutPage("letter.png"))
 >>> match_ground_truth([gt], [("s3://b/a/letter.png", 1), ("s3://b/a/letter.png", 2)])
@@ -35,14 +37,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sparkhtr.errors import ConfigError
-from sparkhtr.io.layout import LayoutPage, base_name
+from sparkhtr.io.layout import LayoutPage, base_name, clean_text, path_hash
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["GroundTruthPage", "ground_truth_key", "load_ground_truth", "match_ground_truth", "read_ground_truth"]
+__all__ = ["GroundTruthPage", "ground_truth_key", "image_name", "load_ground_truth", "match_ground_truth",
+           "read_ground_truth"]
 
 _PAGE_SUFFIX = re.compile(r"\.p(\d+)$")
+_PATH_HASH = re.compile(r"~([0-9a-f]{10})\.p\d+\.xml$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,7 @@ class GroundTruthPage:
     page: int
     folder: str  # "/"-separated, "" at the root
     layout: LayoutPage
+    path_hash: str | None = None  # from an exported file name: "~" + 10 hex digits of sha256(path)
 
 
 def file_stem(name: str) -> str:
@@ -63,6 +68,15 @@ def file_stem(name: str) -> str:
     """
     head, dot, _ = name.rpartition(".")
     return head if dot and head.strip(".") else name
+
+
+def image_name(path: str) -> str:
+    """The file name of ``path`` as an XML file can record it (characters XML cannot hold dropped).
+
+    >>> image_name("file:/scans/a\x00b.png")
+    'ab.png'
+    """
+    return clean_text(base_name(path))
 
 
 def ground_truth_key(layout: LayoutPage, xml_name: str, pages_in_file: int) -> tuple[str, int]:
@@ -103,7 +117,9 @@ def load_ground_truth(root: str | os.PathLike[str]) -> tuple[list[GroundTruthPag
         folder = path.parent.relative_to(base).as_posix()
         for layout in layouts:
             image, page = ground_truth_key(layout, path.name, len(layouts))
-            pages.append(GroundTruthPage(image, page, "" if folder == "." else folder, layout))
+            digest = _PATH_HASH.search(path.name)
+            pages.append(GroundTruthPage(image, page, "" if folder == "." else folder, layout,
+                                         digest.group(1).lower() if digest else None))
     return pages, skipped
 
 
@@ -121,7 +137,7 @@ def match_ground_truth(ground_truth: Sequence[GroundTruthPage], recognised: Iter
     by_name: dict[tuple[str, int], set[str]] = {}
     by_stem: dict[tuple[str, int], set[str]] = {}
     for path, page in recognised:
-        name = base_name(path)
+        name = image_name(path)
         by_name.setdefault((name, page), set()).add(path)
         by_stem.setdefault((file_stem(name), page), set()).add(path)
     matches: list[str | None] = []
@@ -131,6 +147,8 @@ def match_ground_truth(ground_truth: Sequence[GroundTruthPage], recognised: Iter
         if len(candidates) > 1 and gt.folder:
             tail = gt.folder.split("/")
             candidates = {c for c in candidates if _folder_parts(c)[-len(tail):] == tail} or candidates
+        if len(candidates) > 1 and gt.path_hash:
+            candidates = {c for c in candidates if path_hash(c) == gt.path_hash} or candidates
         matches.append(next(iter(candidates)) if len(candidates) == 1 else None)
         if len(candidates) > 1:
             ambiguous.append(k)

@@ -17,6 +17,7 @@ BBox(x0=5, y0=5, x1=60, y1=20)
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -51,6 +52,15 @@ def base_name(path: str) -> str:
     """
     parts = [p for p in re.split(r"[/\\]", path) if p]
     return parts[-1] if parts else ""
+
+
+def path_hash(path: str) -> str:
+    """10 hex digits of the SHA-256 of ``path``: tells apart sources whose file names clash.
+
+    >>> path_hash("s3://b/one/scan.png")
+    '720397a5b8'
+    """
+    return hashlib.sha256(path.encode("utf-8", "surrogatepass")).hexdigest()[:10]
 
 
 def points_box(points: Iterable[Point]) -> BBox | None:
