@@ -73,7 +73,7 @@ def file_stem(name: str) -> str:
 def image_name(path: str) -> str:
     """The file name of ``path`` as an XML file can record it (characters XML cannot hold dropped).
 
-    >>> image_name("file:/scans/a\x00b.png")
+    >>> image_name("file:/scans/a\\x00b.png")
     'ab.png'
     """
     return clean_text(base_name(path))
