@@ -52,6 +52,18 @@ def test_readme_job_on_sample_pages(spark, tmp_path, capsys):
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result == {"n": 6, "l": lines.count()}
 
+    # ALTO export that validates against the official XSD (when ../shared/schemas is there)
+    schemas = ROOT.parent / "shared" / "schemas"
+    validate = ["--validate", str(schemas)] if (schemas / "alto-4-4.xsd").is_file() else []
+    assert main(["export", "--tables", str(out), "--format", "alto", "--out", str(tmp_path / "alto"), *validate]) == 0
+    printed = capsys.readouterr().out
+    assert "6 alto files" in printed and (not validate or "6/6 valid" in printed)
+    # and the page CER against the samples' PAGE ground truth agrees with the figure above
+    assert main(["eval", "--tables", str(out), "--gt", str(SAMPLES / "ground_truth"), "--normalize", "alphabet",
+                 "--json", str(tmp_path / "eval.json")]) == 0
+    report = json.loads((tmp_path / "eval.json").read_text(encoding="utf-8"))
+    assert report["all"]["pages"] == 6 and report["all"]["cer"] == pytest.approx(cer(refs, hyps), abs=0.02)
+
 
 def test_lines_mode_writes_jsonl(tmp_path, capsys):
     import numpy as np
