@@ -131,12 +131,22 @@ def _confidence(value: float) -> str:
     return f"{value:.4f}"
 
 
+def _root(ns: str, tag: str, xsd: str) -> etree._Element:
+    root = etree.Element(f"{{{ns}}}{tag}", nsmap={None: ns, "xsi": XSI_NS})
+    root.set(f"{{{XSI_NS}}}schemaLocation", f"{ns} {xsd}")
+    return root
+
+
+def _lines_box(lines: list[_Line]) -> BBox:
+    """The box around every line's polygon and box (the block / region holding them)."""
+    return points_box(pt for line in lines for pt in (*line.polygon, *box_polygon(line.box))) or BBox(0, 0, 0, 0)
+
+
 def to_alto(page: LayoutPage, *, creator: str | None = None, created: datetime | None = None,
             settings: str | None = None) -> bytes:
     """ALTO 4.4 XML bytes of ``page`` (``creator`` names the software, ``settings`` e.g. the model)."""
     a = f"{{{ALTO_NS}}}"
-    root = etree.Element(a + "alto", nsmap={None: ALTO_NS, "xsi": XSI_NS})
-    root.set(f"{{{XSI_NS}}}schemaLocation", f"{ALTO_NS} {ALTO_XSD}")
+    root = _root(ALTO_NS, "alto", ALTO_XSD)
     description = etree.SubElement(root, a + "Description")
     etree.SubElement(description, a + "MeasurementUnit").text = "pixel"
     source = etree.SubElement(description, a + "sourceImageInformation")
@@ -165,7 +175,7 @@ def to_alto(page: LayoutPage, *, creator: str | None = None, created: datetime |
     if not lines:
         return _serialise(root)
     block = etree.SubElement(space, a + "TextBlock", ID="block_1")
-    _set_box(block, points_box(pt for line in lines for pt in (*line.polygon, *box_polygon(line.box))))
+    _set_box(block, _lines_box(lines))
     for line in lines:
         el = etree.SubElement(block, a + "TextLine", ID=f"line_{line.number}")
         _set_box(el, line.box)
@@ -191,8 +201,7 @@ def to_page_xml(page: LayoutPage, *, creator: str | None = None, created: dateti
                 comments: str | None = None) -> bytes:
     """PAGE XML (2019-07-15) bytes of ``page`` (``comments`` goes to ``Metadata/Comments``)."""
     p = f"{{{PAGE_NS}}}"
-    root = etree.Element(p + "PcGts", nsmap={None: PAGE_NS, "xsi": XSI_NS})
-    root.set(f"{{{XSI_NS}}}schemaLocation", f"{PAGE_NS} {PAGE_XSD}")
+    root = _root(PAGE_NS, "PcGts", PAGE_XSD)
     metadata = etree.SubElement(root, p + "Metadata")
     etree.SubElement(metadata, p + "Creator").text = clean_text(creator or _CREATOR)
     stamp = _timestamp(created)
@@ -209,8 +218,7 @@ def to_page_xml(page: LayoutPage, *, creator: str | None = None, created: dateti
                              caption="Regions reading order")
     etree.SubElement(group, p + "RegionRefIndexed", index="0", regionRef="r1")
     region = etree.SubElement(page_el, p + "TextRegion", id="r1", type="paragraph")
-    region_box = points_box(pt for line in lines for pt in (*line.polygon, *box_polygon(line.box)))
-    etree.SubElement(region, p + "Coords", points=_points(box_polygon(region_box)))  # type: ignore[arg-type]
+    etree.SubElement(region, p + "Coords", points=_points(box_polygon(_lines_box(lines))))  # type: ignore[arg-type]
     for line in lines:
         el = etree.SubElement(region, p + "TextLine", id=f"r1l{line.number}", index=str(line.number - 1),
                               custom=f"readingOrder {{index:{line.number - 1};}}")
