@@ -618,6 +618,40 @@ def merge_source(
     return pa.concat_tables(flagged).combine_chunks()
 
 
+def _keys_of_groups(
+    table: DeltaTable, schema: pa.Schema, keys: Sequence[str], group_column: str, groups: Sequence[Any]
+) -> pa.Table:
+    """The key columns of the table's rows in ``groups``, through delta-rs' own query engine (DataFusion).
+
+    DataFusion prunes files on statistics; a plain pyarrow dataset cannot, since
+    files written by delta-rs' MERGE hold ``string_view`` columns beside Spark's ``string``.
+    """
+    from deltalake import QueryBuilder
+
+    columns = ", ".join(f'"{_sql_name(k)}"' for k in keys)
+    parts = [schema.empty_table().select(list(keys))]
+    values = list(groups)
+    for start in range(0, len(values), 5000):
+        listed = ", ".join(_sql_literal(v) for v in values[start:start + 5000])
+        sql = f'SELECT {columns} FROM t WHERE "{_sql_name(group_column)}" IN ({listed})'
+        found = pa.table(QueryBuilder().register("t", table).execute(sql).read_all())
+        parts.append(found.cast(pa.schema([schema.field(k) for k in keys])))
+    return pa.concat_tables(parts)
+
+
+def _sql_literal(value: Any) -> str:
+    """A SQL literal of a group value (strings quoted, quotes doubled).
+
+    >>> _sql_literal("it's"), _sql_literal(3)
+    ("'it''s'", '3')
+    """
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TableError(f"group values must be strings or integers, not {type(value).__name__}")
+    return str(value)
+
+
 def replace_groups(
     location: str, data: pa.Table, keys: Sequence[str], group_column: str, groups: Sequence[Any]
 ) -> dict[str, int]:
@@ -631,10 +665,7 @@ def replace_groups(
     table = DeltaTable(location)
     target_schema = pa.schema(table.schema().to_arrow())
     data = data.select(target_schema.names).cast(target_schema)
-    group_values = pa.array(list(groups), target_schema.field(group_column).type)
-    existing = table.to_pyarrow_dataset().to_table(
-        columns=list(keys), filter=pc.field(group_column).isin(group_values)
-    )
+    existing = _keys_of_groups(table, target_schema, keys, group_column, groups)
     source = merge_source(data, existing, keys)
     if source.num_rows == 0:
         return {"num_target_rows_inserted": 0, "num_target_rows_updated": 0, "num_target_rows_deleted": 0}

@@ -26,6 +26,21 @@ def scan_path(listed: str) -> str:
     return re.sub(r"^file:/+", "file:/", unquote(listed))
 
 
+_GLOB_CHARS = re.compile(r"([\\{}\[\]*?])")
+
+
+def literal_path(path: str) -> str:
+    r"""``path`` with Hadoop glob characters escaped, so loading it reads exactly that file.
+
+    Spark globs every path it loads: a scan named ``a[1].png`` would otherwise look
+    for ``a1.png``.
+
+    >>> print(literal_path("file:/scans/box {2}/p[1]*.png"))
+    file:/scans/box \{2\}/p\[1\]\*.png
+    """
+    return _GLOB_CHARS.sub(r"\\\1", path)
+
+
 def read_binary_files(spark: SparkSession, inputs: Sequence[str], glob: str | None = None) -> DataFrame:
     """``binaryFile`` rows (path, modificationTime, length, content) of every file under ``inputs``.
 
@@ -35,7 +50,20 @@ def read_binary_files(spark: SparkSession, inputs: Sequence[str], glob: str | No
     reader = spark.read.format("binaryFile").option("recursiveFileLookup", "true")
     if glob:
         reader = reader.option("pathGlobFilter", glob)
-    files = reader.load(list(inputs))
+    return with_empty_files(reader.load(list(inputs)))
+
+
+def read_listed_files(spark: SparkSession, paths: Sequence[str]) -> DataFrame:
+    """``binaryFile`` rows of exactly ``paths`` (as the scan's ``path`` column spells them), empty files included.
+
+    Used to read the content of only the files a rerun must process, not the whole input.
+    """
+    return with_empty_files(spark.read.format("binaryFile").load([literal_path(p) for p in paths]))
+
+
+def with_empty_files(files: DataFrame) -> DataFrame:
+    """``files`` (a ``binaryFile`` scan) plus a row with empty ``content`` for each zero-length file it skipped."""
+    spark = files.sparkSession
     listed = files.inputFiles()  # the file index lists every file, empty ones included
     if not listed:
         return files

@@ -75,7 +75,7 @@ LINES_TABLE = StructType([
 RUNS_TABLE = StructType([
     StructField("run_id", StringType(), False),
     StructField("started_at", TimestampType(), False),
-    StructField("finished_at", TimestampType(), False),
+    StructField("finished_at", TimestampType(), True),
     StructField("input", StringType(), False),
     StructField("files", LongType(), False),
     StructField("pages", LongType(), False),
@@ -86,6 +86,10 @@ RUNS_TABLE = StructType([
     StructField("sparkhtr_version", StringType(), False),
     StructField("seconds", DoubleType(), False),
     StructField("lines_per_second", DoubleType(), False),
+    # Added after 0.1: older runs tables gain them on the next run (schema evolution).
+    StructField("status", StringType(), True),
+    StructField("error", StringType(), True),
+    StructField("files_skipped", LongType(), True),
 ])
 
 

@@ -1,0 +1,153 @@
+"""Rerun-safe runs: skipped before decoding, changed files replaced, no duplicates after a failure."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from pyspark.ml import Transformer
+from pyspark.sql import DataFrame
+
+import sparkhtr.runner as runner
+from sparkhtr.io.delta import read_delta
+from sparkhtr.registry import resolve_model
+from sparkhtr.runner import recognize_to_tables
+
+
+def write_page(path: Path, words: list[str]) -> None:
+    """A small page image with one printed line per word (enough for the pipeline to find lines)."""
+    page = np.full((60 + 50 * len(words), 420), 255, np.uint8)
+    for i, word in enumerate(words):
+        cv2.putText(page, word, (20, 60 + 50 * i), cv2.FONT_HERSHEY_SIMPLEX, 1.1, 0, 2)
+    cv2.imwrite(str(path), page)
+
+
+def keys(df: DataFrame, columns: list[str]) -> list[tuple]:
+    return sorted(tuple(r) for r in df.select(*columns).collect())
+
+
+def duplicates(df: DataFrame, columns: list[str]) -> int:
+    return df.groupBy(*columns).count().where("count > 1").count()
+
+
+@pytest.fixture
+def inputs(tmp_path: Path) -> Path:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(4):
+        write_page(folder / f"page {i}.png", [f"line{i} alpha", f"words {i}"])
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    return folder
+
+
+def tables(spark, out: Path) -> tuple[DataFrame, DataFrame, DataFrame]:
+    return tuple(read_delta(spark, str(out / name)) for name in ("pages", "lines", "runs"))  # type: ignore[return-value]
+
+
+def test_rerun_skips_unchanged_and_replaces_changed_files(spark, tmp_path, inputs):
+    out = tmp_path / "tables"
+    first = recognize_to_tables(spark, [str(inputs)], str(out))
+    assert (first.files, first.files_skipped, first.pages, first.errors) == (5, 0, 5, 1)
+    pages, lines, _ = tables(spark, out)
+    pages_before, lines_before = keys(pages, ["path", "page", "run_id"]), keys(lines, ["path", "page", "line"])
+    assert lines_before and all(run == first.run_id for *_, run in pages_before)
+
+    again = recognize_to_tables(spark, [str(inputs)], str(out))
+    assert (again.files, again.files_skipped, again.pages, again.lines) == (5, 5, 0, 0)
+    pages, lines, runs = tables(spark, out)
+    assert keys(pages, ["path", "page", "run_id"]) == pages_before  # nothing added, nothing changed
+    assert keys(lines, ["path", "page", "line"]) == lines_before
+
+    # One file rewritten with other content (fewer lines), one touched, one added.
+    write_page(inputs / "page 0.png", ["changed"])
+    os.utime(inputs / "page 1.png", (1_000_000_000, 1_000_000_000))
+    write_page(inputs / "new [1].png", ["fresh page", "two", "three"])
+    third = recognize_to_tables(spark, [str(inputs)], str(out), files_per_commit=1)
+    assert (third.files, third.files_processed) == (6, 2)  # the touched file is skipped by its content hash
+    pages, lines, runs = tables(spark, out)
+    by_path = {r.path.rsplit("/", 1)[-1]: r for r in pages.collect()}
+    assert by_path["page 0.png"].run_id == third.run_id and by_path["new [1].png"].run_id == third.run_id
+    assert by_path["page 1.png"].run_id == first.run_id and by_path["page 2.png"].run_id == first.run_id
+    changed = lines.where(lines.path.endswith("page 0.png"))
+    assert changed.count() == by_path["page 0.png"].n_lines  # the old file's extra lines are gone
+    assert set(r.run_id for r in changed.collect()) == {third.run_id}
+    assert duplicates(pages, ["path", "page"]) == 0 and duplicates(lines, ["path", "page", "line"]) == 0
+
+    statuses = {r.run_id: (r.status, r.files, r.files_skipped) for r in runs.collect()}
+    assert statuses == {first.run_id: ("succeeded", 5, 0), again.run_id: ("succeeded", 5, 5),
+                        third.run_id: ("succeeded", 6, 4)}
+
+
+def test_new_model_version_reprocesses_only_when_asked(spark, tmp_path, inputs):
+    out = tmp_path / "tables"
+    recognize_to_tables(spark, [str(inputs)], str(out))
+    bundled = resolve_model(None)
+    newer = tmp_path / "model"
+    shutil.copytree(bundled.model_path.parent, newer)
+    manifest = json.loads((newer / "manifest.json").read_text())
+    manifest["version"] = manifest["version"] + "-retrained"
+    (newer / "manifest.json").write_text(json.dumps(manifest))
+
+    skipped = recognize_to_tables(spark, [str(inputs)], str(out), model=str(newer))
+    assert skipped.files_skipped == 5
+    redone = recognize_to_tables(spark, [str(inputs)], str(out), model=str(newer), reprocess=True)
+    # The broken file has no recogniser: a new model would not change its error row.
+    assert (redone.files_processed, redone.pages) == (4, 4)
+    pages, lines, _ = tables(spark, out)
+    ref = f"{manifest['name']}@{manifest['version']}"
+    assert {r.recognizer for r in pages.where("status = 'ok'").collect()} == {ref}
+    assert {r.recognizer for r in lines.collect()} == {ref}
+    assert duplicates(pages, ["path", "page"]) == 0 and duplicates(lines, ["path", "page", "line"]) == 0
+    retried = recognize_to_tables(spark, [str(inputs)], str(out), model=str(newer), retry_errors=True)
+    assert (retried.files_processed, retried.errors) == (1, 1)
+
+
+class FailOnPath(Transformer):
+    """A stage that fails the task handling a file whose path contains ``marker`` (an injected fault)."""
+
+    def __init__(self, marker: str) -> None:
+        super().__init__()
+        self.marker = marker
+
+    def _transform(self, df: DataFrame) -> DataFrame:
+        marker = self.marker
+
+        def check(batches):
+            for batch in batches:
+                if any(marker in p for p in batch.column("path").to_pylist()):
+                    raise RuntimeError(f"injected failure on {marker}")
+                yield batch
+
+        return df.mapInArrow(check, df.schema)
+
+
+def test_failed_run_then_rerun_leaves_one_row_per_key_and_none_missing(spark, tmp_path, inputs, monkeypatch):
+    out = tmp_path / "tables"
+    original = runner.default_pipeline
+
+    def failing_pipeline(**kwargs):
+        model = original(**kwargs)
+        model.stages.insert(0, FailOnPath("page 2.png"))
+        return model
+
+    monkeypatch.setattr(runner, "default_pipeline", failing_pipeline)
+    with pytest.raises(Exception, match="injected failure"):
+        recognize_to_tables(spark, [str(inputs)], str(out), files_per_commit=2)  # batches sorted by path
+    monkeypatch.setattr(runner, "default_pipeline", original)
+    pages, _, runs = tables(spark, out)
+    committed = {r.path for r in pages.collect()}
+    assert 0 < len(committed) < 5  # the first batch committed, the failing one did not
+    failed = runs.collect()[0]
+    assert failed.status == "failed" and "injected failure" in failed.error
+
+    rerun = recognize_to_tables(spark, [str(inputs)], str(out), files_per_commit=2)
+    assert rerun.files_skipped == len(committed)
+    pages, lines, _ = tables(spark, out)
+    listed = sorted(p.name for p in inputs.iterdir())
+    assert sorted(r.path.rsplit("/", 1)[-1] for r in pages.collect()) == listed  # none missing
+    assert duplicates(pages, ["path", "page"]) == 0 and duplicates(lines, ["path", "page", "line"]) == 0
