@@ -1,8 +1,18 @@
 """``BinaryToImage``: binaryFile rows → one row per page (PNG, JPEG, TIFF pages, PDF pages).
 
+The decoding limits of :class:`~sparkhtr.core.decode.DecodeLimits` are Params
+(``maxBytes``, ``maxPixels``, ``maxPages``, ``maxRenderSeconds``) with the same
+defaults; that module's docstring says why those values.
+
 >>> stage = BinaryToImage(pdfDpi=150)
 >>> stage.getPdfDpi(), stage.getOutputCol()
 (150, 'image')
+>>> stage.getMaxPixels(), stage.getMaxPages(), stage.getMaxBytes() // 2**20, stage.getMaxRenderSeconds()
+(100000000, 1000, 256, 120.0)
+>>> BinaryToImage(colorMode="cmyk")
+Traceback (most recent call last):
+...
+sparkhtr.errors.ConfigError: colorMode must be one of ('gray', 'rgb'), got 'cmyk'
 """
 
 from __future__ import annotations
@@ -15,10 +25,11 @@ from pyspark import keyword_only
 from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.param.shared import HasInputCol, HasOutputCol
 from pyspark.sql import DataFrame
-from pyspark.sql.types import IntegerType, StringType, StructField
+from pyspark.sql import functions as F
+from pyspark.sql.types import BinaryType, IntegerType, LongType, StringType, StructField
 
 from sparkhtr.core.decode import DecodeLimits, content_sha256, iter_pages
-from sparkhtr.errors import SparkHtrError
+from sparkhtr.errors import ConfigError, DecodeError, LimitExceededError
 from sparkhtr.spark.base import ArrowTransformer, error_message, image_to_struct, replace_fields, with_param_accessors
 from sparkhtr.spark.schemas import IMAGE, require_columns
 
@@ -26,6 +37,7 @@ from sparkhtr.spark.schemas import IMAGE, require_columns
 # 1000-page PDF never sits in one Arrow batch.
 FLUSH_BYTES = 64 * 2**20
 _DEFAULT_LIMITS = DecodeLimits()
+COLOR_MODES = ("gray", "rgb")
 
 
 @with_param_accessors
@@ -35,6 +47,13 @@ class BinaryToImage(ArrowTransformer, HasInputCol, HasOutputCol):
     Output: the input columns without ``content``, plus ``content_sha256``, ``page``
     (1-based; ``0`` for a file that fails before its first page), ``image``,
     ``status`` (``ok``/``error``) and ``error``.
+
+    With ``handleInvalid='keep'`` every input row gives at least one output row: a file
+    that cannot be decoded, and any unexpected failure while decoding it, becomes an
+    error row. When the input has binaryFile's ``length`` column, a file over ``maxBytes``
+    is never read (its error row says why): the input plan is evaluated twice, for the
+    files within the limit and for the others, which for a file scan costs a second,
+    listing-only scan.
     """
 
     pathCol: Param[str] = Param(Params._dummy(), "pathCol", "column with the file path", TypeConverters.toString)
@@ -43,24 +62,27 @@ class BinaryToImage(ArrowTransformer, HasInputCol, HasOutputCol):
     maxPixels: Param[int] = Param(Params._dummy(), "maxPixels", "largest page in pixels", TypeConverters.toInt)
     maxPages: Param[int] = Param(Params._dummy(), "maxPages", "most pages decoded per file", TypeConverters.toInt)
     maxBytes: Param[int] = Param(Params._dummy(), "maxBytes", "largest file in bytes", TypeConverters.toInt)
+    maxRenderSeconds: Param[float] = Param(Params._dummy(), "maxRenderSeconds",
+                                           "longest time to load and render one PDF page", TypeConverters.toFloat)
 
     @keyword_only
     def __init__(self, *, inputCol: str = "content", outputCol: str = "image", pathCol: str = "path",
                  pdfDpi: int = 200, colorMode: str = "gray", maxPixels: int = _DEFAULT_LIMITS.max_pixels,
                  maxPages: int = _DEFAULT_LIMITS.max_pages, maxBytes: int = _DEFAULT_LIMITS.max_bytes,
-                 handleInvalid: str = "keep") -> None:
+                 maxRenderSeconds: float = _DEFAULT_LIMITS.max_render_seconds, handleInvalid: str = "keep") -> None:
         super().__init__()
         self._init_params(self._input_kwargs)
+        self._decode_options()  # fail on bad values now, not in the workers
 
-
-
-
-
-
-
-
-
-
+    def _decode_options(self) -> tuple[DecodeLimits, int, bool]:
+        """Limits, dpi and colour flag from the Params, validated (``ConfigError``)."""
+        limits = DecodeLimits(max_bytes=self.getMaxBytes(), max_pixels=self.getMaxPixels(),
+                              max_pages=self.getMaxPages(), max_render_seconds=self.getMaxRenderSeconds())
+        if self.getPdfDpi() <= 0:
+            raise ConfigError(f"pdfDpi must be positive, got {self.getPdfDpi()!r}")
+        if self.getColorMode() not in COLOR_MODES:
+            raise ConfigError(f"colorMode must be one of {COLOR_MODES}, got {self.getColorMode()!r}")
+        return limits, self.getPdfDpi(), self.getColorMode() == "rgb"
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
         content_col, path_col, out_col = self.getInputCol(), self.getPathCol(), self.getOutputCol()
@@ -72,30 +94,39 @@ class BinaryToImage(ArrowTransformer, HasInputCol, HasOutputCol):
             StructField("status", StringType(), False),
             StructField("error", StringType(), True),
         ])
-        limits = DecodeLimits(max_bytes=self.getMaxBytes(), max_pixels=self.getMaxPixels(),
-                              max_pages=self.getMaxPages())
-        dpi, color = self.getPdfDpi(), self.getColorMode() == "rgb"
+        limits, dpi, color = self._decode_options()
         fail = self.getHandleInvalid() == "error"
         keep = [n for n in dataset.columns if n != content_col]
+        sized = "length" in dataset.columns and isinstance(dataset.schema["length"].dataType, (LongType, IntegerType))
+        if sized:
+            dataset = _without_oversized_content(dataset, content_col, limits.max_bytes)
 
         def decode_batch(batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
             contents = batch.column(content_col)
             paths = batch.column(path_col).to_pylist()
+            lengths = batch.column("length").to_pylist() if sized else [None] * batch.num_rows
             rows: list[tuple[int, str | None, int, dict[str, Any] | None, str, str | None]] = []
             pending = 0
             for i in range(batch.num_rows):
-                data = contents[i].as_py() or b""
-                digest = content_sha256(data)
+                path = paths[i] or ""
+                data = contents[i].as_py()
+                digest = None if data is None else content_sha256(data)
                 page_no = 0
                 try:
-                    for page in iter_pages(data, paths[i] or "", limits=limits, pdf_dpi=dpi, color=color):
+                    if data is None and sized:
+                        if lengths[i] is None:
+                            raise DecodeError(f"{path!r}: unknown length (null 'length'): the file was not read")
+                        if lengths[i] > limits.max_bytes:
+                            raise LimitExceededError(
+                                f"{path!r}: {lengths[i]:,} bytes exceeds max_bytes={limits.max_bytes:,}")
+                    for page in iter_pages(data or b"", path, limits=limits, pdf_dpi=dpi, color=color):
                         page_no = page.page
                         rows.append((i, digest, page.page, image_to_struct(page.image), "ok", None))
                         pending += page.image.nbytes
                         if pending >= FLUSH_BYTES:
                             yield _page_batch(batch, keep, rows, out_col)
                             rows, pending = [], 0
-                except SparkHtrError as exc:
+                except Exception as exc:  # typed errors for bad input; anything else must not lose the file
                     if fail:
                         raise
                     rows.append((i, digest, page_no + 1 if page_no else 0, None, "error", error_message(exc)))
@@ -103,6 +134,23 @@ class BinaryToImage(ArrowTransformer, HasInputCol, HasOutputCol):
                 yield _page_batch(batch, keep, rows, out_col)
 
         return self._map_batches(dataset, schema, decode_batch)
+
+
+def _without_oversized_content(files: DataFrame, content_col: str, max_bytes: int) -> DataFrame:
+    """``files`` with null content for the files over ``max_bytes`` (or of unknown length), which are never read.
+
+    binaryFile evaluates filters on ``length`` before it opens a file, and reads no
+    content where none is selected: the files within the limit are read as usual, the
+    others are listed only. Without this a file over 2 GiB fails the whole job
+    (``FAILED_READ_FILE``: its length exceeds the max length allowed), and one over
+    ``max_bytes`` is read whole and shipped to Python only to be rejected. A null
+    ``length`` (never from binaryFile) cannot be filtered before reading: such rows get
+    no content, and an error row.
+    """
+    length = F.col("length")
+    within = files.where(length <= max_bytes)
+    beyond = files.where(~(length <= max_bytes) | length.isNull())
+    return within.unionByName(beyond.withColumn(content_col, F.lit(None).cast(BinaryType())))
 
 
 def _page_batch(batch: pa.RecordBatch, keep: list[str], rows: list[tuple], out_col: str) -> pa.RecordBatch:
