@@ -2,6 +2,7 @@
 
     sparkhtr recognize samples/pages --out out/
     sparkhtr recognize --lines lines/*.png --out preds.jsonl
+    sparkhtr watch scans/incoming --out out/
     sparkhtr sql --tables out/ "SELECT path, page, n_lines FROM pages"
     sparkhtr export --tables out/ --format alto --out alto/
     sparkhtr eval --tables out/ --gt ground_truth/
@@ -11,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Sequence
@@ -59,16 +61,39 @@ def cmd_recognize(args: argparse.Namespace) -> int:
         bar.set_postfix_str(f"pages {p.pages}, lines {p.lines}, {rate:.1f} lines/s", refresh=True)
 
     summary = recognize_to_tables(spark, args.inputs, args.out, model=args.model, device=args.device,
-                                  glob=args.glob, pdf_dpi=args.pdf_dpi, progress=show)
+                                  glob=args.glob, pdf_dpi=args.pdf_dpi, progress=show, reprocess=args.reprocess,
+                                  retry_errors=args.retry_errors, files_per_commit=args.files_per_commit)
     bar.close()
     print(
-        f"run {summary.run_id}: {summary.files} files, {summary.pages} pages ({summary.errors} errors), "
+        f"run {summary.run_id}: {summary.files} files ({summary.files_skipped} already done), "
+        f"{summary.pages} pages ({summary.errors} errors), "
         f"{summary.lines} lines in {summary.seconds:.1f} s "
         f"({summary.pages_per_minute:.1f} pages/min, {summary.lines_per_second:.1f} lines/s)\n"
         f"recognizer {summary.recognizer}, segmenter {summary.segmenter}\n"
         f"tables: {args.out}/pages, {args.out}/lines, {args.out}/runs"
     )
     return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from sparkhtr.watch import finish_watch, watch_to_tables
+
+    spark = _session(args)
+    query = watch_to_tables(spark, args.input, args.out, checkpoint=args.checkpoint, model=args.model,
+                            device=args.device, pdf_dpi=args.pdf_dpi, glob=args.glob,
+                            max_files_per_trigger=args.max_files_per_trigger, interval_seconds=args.interval,
+                            available_now=args.once)
+    print(f"watching {args.input} → {args.out} (Ctrl-C stops; a restart resumes from the checkpoint)")
+    with contextlib.suppress(KeyboardInterrupt):
+        query.awaitTermination(args.timeout)
+    summary = finish_watch(query)
+    print(
+        f"watch {summary.run_id} {summary.status}: {summary.files} new files ({summary.files_skipped} already done), "
+        f"{summary.pages} pages ({summary.errors} errors), {summary.lines} lines in {summary.seconds:.1f} s"
+    )
+    if summary.error:
+        print(f"sparkhtr: {summary.error}", file=sys.stderr)
+    return 1 if summary.status == "failed" else 0
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
@@ -159,8 +184,28 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--glob", default=None, help="only files whose name matches this glob, e.g. '*.png'")
     rec.add_argument("--pdf-dpi", type=int, default=200)
     rec.add_argument("--no-progress", action="store_true")
+    rec.add_argument("--reprocess", action="store_true",
+                     help="also redo files recognised by another model version (their rows are replaced)")
+    rec.add_argument("--retry-errors", action="store_true", help="also redo files recorded with errors")
+    rec.add_argument("--files-per-commit", type=int, default=1000,
+                     help="files recognised and committed together (bounds driver memory and lost work)")
     _add_spark_options(rec)
     rec.set_defaults(func=cmd_recognize)
+
+    watch = sub.add_parser("watch", help="recognise files as they arrive (Structured Streaming) into Delta tables")
+    watch.add_argument("input", help="folder or bucket prefix to watch")
+    watch.add_argument("--out", required=True, help="tables folder")
+    watch.add_argument("--checkpoint", default=None, help="checkpoint folder (default OUT/_checkpoints/watch-<hash>)")
+    watch.add_argument("--max-files-per-trigger", type=int, default=100)
+    watch.add_argument("--interval", type=float, default=10.0, help="seconds between micro-batches")
+    watch.add_argument("--once", action="store_true", help="process the files there now, then stop (availableNow)")
+    watch.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
+    watch.add_argument("--model", default=None)
+    watch.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    watch.add_argument("--glob", default=None)
+    watch.add_argument("--pdf-dpi", type=int, default=200)
+    _add_spark_options(watch)
+    watch.set_defaults(func=cmd_watch)
 
     sql = sub.add_parser("sql", help="run Spark SQL over the pages, lines and runs tables")
     sql.add_argument("--tables", required=True, help="tables folder written by `recognize`")

@@ -61,10 +61,15 @@ def read_listed_files(spark: SparkSession, paths: Sequence[str]) -> DataFrame:
     return with_empty_files(spark.read.format("binaryFile").load([literal_path(p) for p in paths]))
 
 
-def with_empty_files(files: DataFrame) -> DataFrame:
-    """``files`` (a ``binaryFile`` scan) plus a row with empty ``content`` for each zero-length file it skipped."""
+def with_empty_files(files: DataFrame, listed: Sequence[str] | None = None) -> DataFrame:
+    """``files`` (a ``binaryFile`` scan) plus a row with empty ``content`` for each zero-length file it skipped.
+
+    ``listed`` is every file the scan was given, as URIs; by default the scan's own
+    file index (``inputFiles()``), which lists empty files too.
+    """
     spark = files.sparkSession
-    listed = files.inputFiles()  # the file index lists every file, empty ones included
+    if listed is None:
+        listed = files.inputFiles()
     if not listed:
         return files
     listing = spark.createDataFrame([(scan_path(p),) for p in listed], StructType([StructField("path", StringType())]))

@@ -7,8 +7,6 @@ import os
 import shutil
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 from pyspark.ml import Transformer
 from pyspark.sql import DataFrame
@@ -17,22 +15,11 @@ import sparkhtr.runner as runner
 from sparkhtr.io.delta import read_delta
 from sparkhtr.registry import resolve_model
 from sparkhtr.runner import recognize_to_tables
-
-
-def write_page(path: Path, words: list[str]) -> None:
-    """A small page image with one printed line per word (enough for the pipeline to find lines)."""
-    page = np.full((60 + 50 * len(words), 420), 255, np.uint8)
-    for i, word in enumerate(words):
-        cv2.putText(page, word, (20, 60 + 50 * i), cv2.FONT_HERSHEY_SIMPLEX, 1.1, 0, 2)
-    cv2.imwrite(str(path), page)
+from tests.helpers.pages import duplicates, write_page
 
 
 def keys(df: DataFrame, columns: list[str]) -> list[tuple]:
     return sorted(tuple(r) for r in df.select(*columns).collect())
-
-
-def duplicates(df: DataFrame, columns: list[str]) -> int:
-    return df.groupBy(*columns).count().where("count > 1").count()
 
 
 @pytest.fixture
