@@ -627,6 +627,8 @@ def _render_child(fd: int, data: bytes, label: str, limits: DecodeLimits, dpi: i
     code = 0
     try:
         faulthandler.disable()  # a budget abort is reported by the parent, not as a crash dump
+        for number in (signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE):
+            signal.signal(number, signal.SIG_DFL)  # inherited crash handlers (a fuzzer's, a profiler's) off
         _PDFIUM_LOCK = threading.RLock()  # another parent thread may have held it at fork time
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))

@@ -16,21 +16,28 @@ import cv2
 import numpy as np
 
 MIN_LINE_WIDTH = 8
+# Without a max_width, a resized line is at most this many times wider than high: real
+# lines are 20-100, but a 1 × 60000 sliver would become 48 × 2 880 000 (550 MB as float).
+MAX_LINE_ASPECT = 512
 
 
 def resize_to_height(gray: np.ndarray, height: int, max_width: int | None = None) -> np.ndarray:
     """Resize a 2-D uint8 image to ``height`` keeping its aspect ratio.
 
+    The width is at least ``MIN_LINE_WIDTH`` and at most ``max_width`` (by default
+    ``MAX_LINE_ASPECT × height``): a thinner or longer image is squeezed to fit.
+
     >>> import numpy as np
     >>> resize_to_height(np.zeros((64, 640), np.uint8), 32).shape
     (32, 320)
+    >>> resize_to_height(np.zeros((1, 60000), np.uint8), 48).shape
+    (48, 24576)
     """
     if gray.ndim != 2:
         raise ValueError(f"expected a 2-D grayscale image, got shape {gray.shape}")
     h, w = gray.shape
     new_w = max(MIN_LINE_WIDTH, round(w * height / max(h, 1)))
-    if max_width is not None:
-        new_w = min(new_w, max_width)
+    new_w = min(new_w, max_width if max_width is not None else MAX_LINE_ASPECT * height)
     interp = cv2.INTER_AREA if h > height else cv2.INTER_LINEAR
     return cv2.resize(gray, (new_w, height), interpolation=interp)
 

@@ -78,6 +78,8 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     if image.ndim == 3 and image.shape[2] == 1:
         return np.ascontiguousarray(image[..., 0])
     if image.ndim == 3 and image.shape[2] == 3:
+        if image.size == 0:  # OpenCV refuses empty images
+            return np.zeros(image.shape[:2], np.uint8)
         return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
     raise ValueError(f"expected a gray H×W or RGB H×W×3 image, got shape {image.shape}")
 
@@ -173,7 +175,8 @@ def estimate_skew(gray: np.ndarray, max_angle: float = 15.0) -> float:
     angle = _peak_angle(coarse[allowed], scores[allowed]) if allowed.sum() >= 3 else 0.0
     fine = np.arange(-_SKEW_COARSE_STEP, _SKEW_COARSE_STEP + 1e-9, _SKEW_FINE_STEP) + angle
     angle = _peak_angle(fine, _profile_scores(xs, ys, fine))
-    return float(round(min(max(angle, -max_angle), max_angle), 2)) + 0.0  # + 0.0: no "-0.0"
+    # Round, then clamp: rounding a clamped ±12.875 to ±12.88 would leave the allowed range.
+    return float(min(max(round(angle, 2), -max_angle), max_angle)) + 0.0  # + 0.0: no "-0.0"
 
 
 def deskew(gray: np.ndarray, angle: float) -> np.ndarray:

@@ -42,7 +42,8 @@ from sparkhtr.core.decode import DecodeLimits
 from sparkhtr.errors import DecodeError, LimitExceededError, SparkHtrError
 
 __all__ = [
-    "CORPUS_LIMITS", "BadInput", "build_corpus", "encrypted_pdf", "handmade_pdf", "text_page", "write_corpus",
+    "CORPUS_LIMITS", "BadInput", "build_corpus", "encrypted_pdf", "fuzz_seeds", "handmade_pdf", "text_page",
+    "write_corpus",
 ]
 
 CORPUS_LIMITS = DecodeLimits(max_bytes=2 * 2**20)
@@ -600,6 +601,33 @@ def _damage_exif(data: bytes) -> bytes:
     order = "<" if data[at: at + 2] == b"II" else ">"
     ifd = at + struct.unpack(order + "I", data[at + 4: at + 8])[0]
     return data[:ifd] + struct.pack(order + "H", 400) + data[ifd + 2:]
+
+
+def fuzz_seeds() -> dict[str, bytes]:
+    """Small valid files of every format: the starting points of mutation fuzzing."""
+    page = Image.fromarray(text_page(1, width=160)).resize((80, 40))
+    rgb = page.convert("RGB")
+    frames = [page, page.rotate(90, expand=True)]
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return {
+        "png": encode(page, "PNG"),
+        "png-palette-alpha": encode(page.convert("P"), "PNG", transparency=0),
+        "jpeg": encode(rgb, "JPEG", quality=80),
+        "jpeg-progressive-exif": encode(rgb, "JPEG", progressive=True, exif=exif.tobytes()),
+        "tiff-2-pages-deflate": encode(frames[0], "TIFF", save_all=True, append_images=frames[1:],
+                                       compression="tiff_deflate"),
+        "tiff-lzw-rgb": encode(rgb, "TIFF", compression="tiff_lzw"),
+        "tiff-g4": encode(page.convert("1"), "TIFF", compression="group4"),
+        "tiff-handmade-3-pages": tiff_pages(3, 4, 4),
+        "webp": encode(rgb, "WEBP", quality=60),
+        "webp-lossless-animated": encode(frames[0], "WEBP", save_all=True, append_images=[page], lossless=True),
+        "gif-animated": encode(frames[0], "GIF", save_all=True, append_images=[page]),
+        "bmp": encode(page, "BMP"),
+        "pdf": encode_pdf_page(),
+        "pdf-encrypted-owner": encrypted_pdf(b""),
+        "pdf-nested-forms": nested_forms_pdf(3, 3),
+    }
 
 
 def summarize(outcomes: dict[str, str], corpus: list[BadInput]) -> dict[str, dict[str, int]]:
