@@ -100,7 +100,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
     from sparkhtr.io.delta import register_tables
 
     spark = _session(args)
-    names = register_tables(spark, args.tables)
+    names = register_tables(spark, args.tables, catalog_schema=args.catalog_schema)
     if not names:
         print(f"no tables under {args.tables}", file=sys.stderr)
         return 2
@@ -210,6 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     sql = sub.add_parser("sql", help="run Spark SQL over the pages, lines and runs tables")
     sql.add_argument("--tables", required=True, help="tables folder written by `recognize`")
     sql.add_argument("query")
+    sql.add_argument("--catalog-schema", default=None,
+                     help="with the Delta jar: register catalog tables <schema>.pages/lines/runs, not temp views")
     sql.add_argument("--format", choices=["table", "vertical", "json"], default="table")
     sql.add_argument("--limit", type=int, default=50)
     sql.add_argument("--truncate", type=int, default=80)

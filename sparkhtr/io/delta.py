@@ -339,19 +339,37 @@ def read_delta(spark: SparkSession, path: str | os.PathLike[str]) -> DataFrame:
 
 
 def register_tables(
-    spark: SparkSession, tables_dir: str | os.PathLike[str], names: Sequence[str] = ("pages", "lines", "runs")
+    spark: SparkSession,
+    tables_dir: str | os.PathLike[str],
+    names: Sequence[str] = ("pages", "lines", "runs"),
+    *,
+    catalog_schema: str | None = None,
 ) -> list[str]:
-    """Register each existing ``tables_dir/<name>`` Delta table as a temp view; return the names registered.
+    """Register each existing ``tables_dir/<name>`` Delta table for SQL; return the names registered.
 
-    Temp views on both backends: no metastore needed, and re-registering after a
-    write refreshes the delta-rs snapshot.
+    By default as temp views (no metastore needed; re-registering after a write
+    refreshes the delta-rs snapshot). With ``catalog_schema`` on the native backend,
+    as catalog tables ``<catalog_schema>.<name>`` (``CREATE TABLE … USING delta
+    LOCATION …``, the schema created if missing) that other sessions and BI tools
+    see; the names returned are then qualified. The delta-rs backend has no catalog
+    integration and ignores ``catalog_schema`` (temp views).
     """
     root = _delta_rs.normalize_path(tables_dir)
     join = posixpath.join if "://" in root else os.path.join
+    native_catalog = bool(catalog_schema) and delta_backend(spark) == NATIVE
+    if native_catalog:
+        spark.sql(f"CREATE SCHEMA IF NOT EXISTS {_delta_rs.quoted(str(catalog_schema))}")
     registered = []
     for name in names:
         location = join(root, name)
-        if table_exists(location, spark):
+        if not table_exists(location, spark):
+            continue
+        if native_catalog:
+            qualified = f"{_delta_rs.quoted(str(catalog_schema))}.{_delta_rs.quoted(name)}"
+            literal = location.replace("\\", "\\\\").replace("'", "\\'")
+            spark.sql(f"CREATE TABLE IF NOT EXISTS {qualified} USING delta LOCATION '{literal}'")
+            registered.append(f"{catalog_schema}.{name}")
+        else:
             read_delta(spark, location).createOrReplaceTempView(name)
             registered.append(name)
     return registered

@@ -8,13 +8,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from pyspark.ml import Transformer
 from pyspark.sql import DataFrame
 
 import sparkhtr.runner as runner
 from sparkhtr.io.delta import read_delta
 from sparkhtr.registry import resolve_model
 from sparkhtr.runner import recognize_to_tables
+from tests.helpers.faults import FailOnPath, with_first_stage
 from tests.helpers.pages import duplicates, write_page
 
 
@@ -94,35 +94,10 @@ def test_new_model_version_reprocesses_only_when_asked(spark, tmp_path, inputs):
     assert (retried.files_processed, retried.errors) == (1, 1)
 
 
-class FailOnPath(Transformer):
-    """A stage that fails the task handling a file whose path contains ``marker`` (an injected fault)."""
-
-    def __init__(self, marker: str) -> None:
-        super().__init__()
-        self.marker = marker
-
-    def _transform(self, df: DataFrame) -> DataFrame:
-        marker = self.marker
-
-        def check(batches):
-            for batch in batches:
-                if any(marker in p for p in batch.column("path").to_pylist()):
-                    raise RuntimeError(f"injected failure on {marker}")
-                yield batch
-
-        return df.mapInArrow(check, df.schema)
-
-
 def test_failed_run_then_rerun_leaves_one_row_per_key_and_none_missing(spark, tmp_path, inputs, monkeypatch):
     out = tmp_path / "tables"
     original = runner.default_pipeline
-
-    def failing_pipeline(**kwargs):
-        model = original(**kwargs)
-        model.stages.insert(0, FailOnPath("page 2.png"))
-        return model
-
-    monkeypatch.setattr(runner, "default_pipeline", failing_pipeline)
+    monkeypatch.setattr(runner, "default_pipeline", with_first_stage(original, FailOnPath("page 2.png")))
     with pytest.raises(Exception, match="injected failure"):
         recognize_to_tables(spark, [str(inputs)], str(out), files_per_commit=2)  # batches sorted by path
     monkeypatch.setattr(runner, "default_pipeline", original)
