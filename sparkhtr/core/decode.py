@@ -371,7 +371,8 @@ def _scale_to_uint8(values: np.ndarray) -> np.ndarray:
     Anything else is stretched from its minimum to its maximum.
     """
     if values.dtype.kind == "f":
-        values = np.nan_to_num(values.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        with np.errstate(invalid="ignore"):  # signalling NaNs (fuzzed TIFFs) warn when widened
+            values = np.nan_to_num(values.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
         lo, hi = float(values.min()), float(values.max())
         if lo >= 0.0 and hi <= 1.0:
             return np.rint(values * 255.0).astype(np.uint8)

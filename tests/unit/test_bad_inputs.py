@@ -256,41 +256,52 @@ _MEASURE = textwrap.dedent("""
     sys.path.insert(0, sys.argv[1])
     from sparkhtr.core.decode import iter_pages
     from sparkhtr.errors import SparkHtrError
-    from tests.helpers.badinputs import CORPUS_LIMITS, build_corpus
+    from tests.helpers.badinputs import CORPUS_LIMITS
 
-    names = set(json.loads(sys.argv[2]))
-    chosen = [e for e in build_corpus() if e.name in names]
     peak = lambda who: resource.getrusage(who).ru_maxrss // 1024  # MiB
-    base = peak(resource.RUSAGE_SELF)
+    base = peak(resource.RUSAGE_SELF)  # after the imports, before any file is read
     out = {"base": base, "files": {}}
-    for entry in chosen:
+    for path in json.loads(sys.argv[2]):
+        with open(path, "rb") as handle:
+            data = handle.read()
         try:
-            result = f"ok {sum(1 for _ in iter_pages(entry.data, entry.name, limits=CORPUS_LIMITS))}"
+            result = f"ok {sum(1 for _ in iter_pages(data, path, limits=CORPUS_LIMITS))}"
         except SparkHtrError as exc:
             result = type(exc).__name__
-        out["files"][entry.name] = [result, peak(resource.RUSAGE_SELF) - base, peak(resource.RUSAGE_CHILDREN)]
+        del data
+        out["files"][path] = [result, peak(resource.RUSAGE_SELF) - base, peak(resource.RUSAGE_CHILDREN)]
     print(json.dumps(out))
 """)
 
 
-def measure_peak_memory(names: list[str]) -> dict:
-    """Decode ``names`` in a fresh interpreter: peak RSS growth of it (MiB) and of its PDF children."""
-    result = subprocess.run([sys.executable, "-c", _MEASURE, str(ROOT), json.dumps(names)], capture_output=True,
+def measure_peak_memory(chosen: list[BadInput], folder: Path) -> dict:
+    """Decode ``chosen`` (written to ``folder``) in a fresh interpreter, in order.
+
+    Returns the interpreter's RSS after its imports (``base``, MiB) and, per file name,
+    ``[outcome, growth of the peak RSS since base, peak RSS of any PDF child so far]``.
+    """
+    paths = []
+    for number, entry in enumerate(chosen):
+        paths.append(str(folder / f"{number:03d}"))
+        Path(paths[-1]).write_bytes(entry.data)
+    result = subprocess.run([sys.executable, "-c", _MEASURE, str(ROOT), json.dumps(paths)], capture_output=True,
                             text=True, timeout=300, check=True)
-    return json.loads(result.stdout)
+    measured = json.loads(result.stdout)
+    measured["files"] = {entry.name: measured["files"][path] for entry, path in zip(chosen, paths, strict=True)}
+    return measured
 
 
 BOMB_BOUND_MIB = 64  # the decoding process; each PDF child stays within the render budget
 
 
-def test_bombs_are_rejected_before_allocating() -> None:
+def test_bombs_are_rejected_before_allocating(tmp_path: Path) -> None:
     """All bombs (and beyond-limit extremes) in one process: its peak RSS grows by less than 64 MiB.
 
     The peak only grows, so the last reading bounds every file. The nested-forms bomb
     is left to the slow per-file test: its child uses its whole budget on purpose.
     """
-    names = [e.name for e in corpus() if e.category in ("bomb", "extreme", "oversize") and e.name not in SLOW_NAMES]
-    measured = measure_peak_memory(names)
+    chosen = [e for e in corpus() if e.category in ("bomb", "extreme", "oversize") and e.name not in SLOW_NAMES]
+    measured = measure_peak_memory(chosen, tmp_path)
     growth = max(rss for _, rss, _ in measured["files"].values())
     assert growth < BOMB_BOUND_MIB, measured
     children = max(child for _, _, child in measured["files"].values())
@@ -299,9 +310,9 @@ def test_bombs_are_rejected_before_allocating() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", [e.name for e in corpus() if e.category == "bomb"])
-def test_each_bomb_peak_memory(name: str) -> None:
+def test_each_bomb_peak_memory(name: str, tmp_path: Path) -> None:
     """One fresh process per bomb: its own peak, and its PDF child's within the render budget."""
-    measured = measure_peak_memory([name])
+    measured = measure_peak_memory([e for e in corpus() if e.name == name], tmp_path)
     result, rss, child = measured["files"][name]
     print(f"{name}: {result}, decoder +{rss} MiB, PDF child peak {child} MiB (base {measured['base']} MiB)")
     assert rss < BOMB_BOUND_MIB

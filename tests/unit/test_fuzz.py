@@ -202,3 +202,20 @@ def test_skew_stays_within_max_skew_after_rounding() -> None:
     page = np.asarray(Image.fromarray(text_page(4)).rotate(-14, expand=True, fillcolor=245))
     assert estimate_skew(page, 12.875) == -12.875
     assert estimate_skew(page, 30.0) < -13.5
+
+
+def test_float_tiff_with_a_signalling_nan_decodes_quietly() -> None:
+    """Found by atheris: widening a signalling NaN warned ("invalid value encountered in cast")."""
+    import io
+    import warnings
+
+    from PIL import Image
+
+    values = np.array([[0.5, 2.0, 3.0]], np.float32)
+    values.view(np.uint32)[0, 0] = 0x7F800001  # a signalling NaN: becomes 0, the rest is stretched
+    buf = io.BytesIO()
+    Image.fromarray(values, "F").save(buf, "TIFF")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (page,) = iter_pages(buf.getvalue(), "snan.tif")
+    assert page.image.tolist() == [[0, 170, 255]]
