@@ -9,6 +9,10 @@ uninstrumented, so their paths are reached through the Python code that drives t
     python tests/fuzz/fuzz_decode.py -max_total_time=120 -timeout=30
     python tests/fuzz/fuzz_decode.py crash-1234abcd        # replay one input
 
+A PDF child that PDFium aborts (out of its memory budget) may print "Fatal Python
+error: ... GIL is released" under atheris: libFuzzer's hooks, inherited by the fork,
+report the abort; the parent still gets its LimitExceededError and fuzzing goes on.
+
 Without a corpus folder in the arguments, the seeds (every small file of the
 bad-input corpus and the valid files of ``tests/unit/test_fuzz.py``) are written to
 a temporary folder and used as the starting corpus.
@@ -41,7 +45,9 @@ def test_one_input(data: bytes) -> None:
 def write_seeds(folder: Path) -> int:
     from tests.helpers.badinputs import build_corpus, fuzz_seeds
 
-    seeds = [e.data for e in build_corpus() if 0 < len(e.data) <= SEED_MAX_BYTES] + list(fuzz_seeds().values())
+    # Not the 10^8 nested-forms bomb: its mutants keep PDFium busy up to the time limit, ten executions a second.
+    seeds = [e.data for e in build_corpus() if 0 < len(e.data) <= SEED_MAX_BYTES and "nested_forms" not in e.name]
+    seeds += list(fuzz_seeds().values())
     unique = list(dict.fromkeys(seeds))
     for number, data in enumerate(unique):
         (folder / f"seed-{number:04d}").write_bytes(data)
@@ -59,7 +65,7 @@ def main() -> None:
         from sparkhtr.core.preprocess import preprocess_page
         from sparkhtr.errors import SparkHtrError
     # Small limits: a mutated header declaring a huge size is rejected at once, not decoded.
-    LIMITS = DecodeLimits(max_pixels=4_000_000, max_pages=20, max_render_seconds=20)
+    LIMITS = DecodeLimits(max_pixels=4_000_000, max_pages=20, max_render_seconds=5)
     argv = list(sys.argv)
     if not any(Path(arg).exists() for arg in argv[1:] if not arg.startswith("-")):
         folder = Path(tempfile.mkdtemp(prefix="sparkhtr-fuzz-"))
