@@ -51,10 +51,12 @@ def check_tables(spark, out: Path, inputs: Path) -> dict:
     """Compare the tables with the input folder: missing files, duplicate keys, pages whose lines disagree."""
     from pyspark.sql import functions as F
 
-    from sparkhtr.io.delta import read_delta
+    from sparkhtr.io.delta import read_delta, table_exists
 
-    pages, lines = read_delta(spark, str(out / "pages")), read_delta(spark, str(out / "lines"))
     names = {p.name for p in inputs.iterdir()}
+    if not table_exists(str(out / "pages"), spark):
+        return {"input_files": len(names), "files_in_pages": 0, "missing_files": len(names)}
+    pages, lines = read_delta(spark, str(out / "pages")), read_delta(spark, str(out / "lines"))
     in_table = {r[0].rsplit("/", 1)[-1] for r in pages.select("path").distinct().collect()}
     per_page = lines.groupBy("path", "page").agg(F.count("*").alias("found"))
     mismatched = (
@@ -109,29 +111,29 @@ def _kill(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def kill_in_commit_window(inputs: Path, out: Path, files_per_commit: int, timeout: float = 900) -> dict:
-    """SIGKILL the whole driver process group as soon as ``lines`` commits a batch whose ``pages`` is not yet in."""
+def kill_after_commits(inputs: Path, out: Path, files_per_commit: int, commits: int, delay: float = 0.0,
+                       timeout: float = 900) -> dict:
+    """SIGKILL the whole driver process group ``delay`` s after ``commits`` new ``lines`` commits.
+
+    With ``delay=0`` the kill lands between a batch's ``lines`` commit and its ``pages``
+    commit (the window where a file's rows are half written); a random delay lands
+    anywhere in the next batch (recognising, merging, committing).
+    """
     proc = _run_cli(inputs, out, files_per_commit)
     lines_before = _versions(out / "lines")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
-        if _versions(out / "lines") > lines_before:
-            _kill(proc)
-            return {"killed": True, "lines_versions": _versions(out / "lines"),
-                    "pages_versions": _versions(out / "pages")}
+        if _versions(out / "lines") >= lines_before + commits:
+            time.sleep(delay)
+            finished = proc.poll() is not None
+            if not finished:
+                _kill(proc)
+            return {"killed": not finished, "after_lines_commits": commits, "delay_seconds": round(delay, 2),
+                    "lines_versions": _versions(out / "lines"), "pages_versions": _versions(out / "pages")}
         time.sleep(0.01)
     if proc.poll() is None:
         _kill(proc)
     return {"killed": False, "exit": proc.returncode}
-
-
-def kill_at_random(inputs: Path, out: Path, files_per_commit: int, seconds: float) -> dict:
-    proc = _run_cli(inputs, out, files_per_commit)
-    time.sleep(seconds)
-    finished = proc.poll() is not None
-    if not finished:
-        _kill(proc)
-    return {"killed_after_seconds": seconds, "had_finished": finished}
 
 
 def bench_faults(spark, inputs: Path, work: Path, files_per_commit: int) -> dict:
@@ -144,9 +146,12 @@ def bench_faults(spark, inputs: Path, work: Path, files_per_commit: int) -> dict
     shutil.rmtree(out, ignore_errors=True)
     report: dict = {"files_per_commit": files_per_commit, "events": []}
     report["events"].append({"fault": "driver SIGKILL between a lines and a pages commit",
-                             **kill_in_commit_window(inputs, out, files_per_commit)})
-    report["events"].append({"fault": "driver SIGKILL at a random moment",
-                             **kill_at_random(inputs, out, files_per_commit, random.Random(3).uniform(20, 60))})
+                             **kill_after_commits(inputs, out, files_per_commit, commits=1)})
+    report["events"].append({"fault": "driver SIGKILL between a lines and a pages commit (second run)",
+                             **kill_after_commits(inputs, out, files_per_commit, commits=2)})
+    report["events"].append({"fault": "driver SIGKILL at a random moment of a batch",
+                             **kill_after_commits(inputs, out, files_per_commit, commits=1,
+                                                  delay=random.Random(3).uniform(0.5, 8.0))})
     report["after_kills"] = check_tables(spark, out, inputs)
 
     original = runner.default_pipeline
@@ -235,7 +240,10 @@ def main() -> None:
         shutil.copyfile(src, subset / src.name)
     spark = get_or_create_session(master="local[2]")
     spark.sparkContext.setLogLevel("ERROR")
-    report: dict = {"pages": args.pages, "cores": os.cpu_count()}
+    out_file = Path(args.out)
+    # Parts run separately update one report.
+    report: dict = json.loads(out_file.read_text()) if out_file.exists() else {}
+    report.update({"pages": args.pages, "cores": os.cpu_count()})
     parts = args.parts.split(",")
     if "rerun" in parts:
         report["rerun"] = bench_rerun(spark, pages, work)
@@ -246,7 +254,7 @@ def main() -> None:
     if "stream" in parts:
         report["stream"] = bench_stream(spark, subset, work, args.stream_seconds)
         print(json.dumps(report["stream"], indent=1))
-    Path(args.out).write_text(json.dumps(report, indent=2, default=str))
+    out_file.write_text(json.dumps(report, indent=2, default=str))
     print(f"→ {args.out}")
 
 

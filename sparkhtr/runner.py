@@ -221,6 +221,8 @@ def recognize_to_tables(spark: SparkSession, inputs: Sequence[str], out_dir: str
         done = read_delta(spark, pages_path) if table_exists(pages_path, spark) else None
         plan = plan_files(listing, done, recognizer, reprocess=reprocess, retry_errors=retry_errors)
         summary.files, plan_total[0] = plan.listed, plan.to_process
+        summary.files_skipped = plan.skipped
+        record_run(spark, out_dir, summary, started, None)  # a driver killed from here on leaves its plan
         for files in _batches(spark, listing, plan, files_per_commit):
             total.add(write_batch(files, out_dir, pipeline, run_id=run_id, processed_at=started, counters=counters))
         plan.todo.unpersist()

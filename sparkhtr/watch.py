@@ -170,6 +170,11 @@ def finish_watch(query: StreamingQuery) -> RunSummary:
     """Stop ``query`` if it runs, and write its final ``runs`` row (``stopped`` or ``failed``)."""
     state, out_dir = _states.pop(query.id)
     if query.isActive:
+        # Let a running micro-batch finish: interrupting its Python call mid-MERGE only
+        # costs a replay, but Spark reports the interrupt with a StackOverflowError.
+        deadline = time.monotonic() + 600
+        while query.isActive and query.status.get("isTriggerActive") and time.monotonic() < deadline:
+            time.sleep(0.2)
         query.stop()
     error = query.exception()
     with state.lock:
