@@ -1,4 +1,9 @@
-"""ONNX CTC line recognition: one cached session per worker, width-bucketed batches.
+"""ONNX CTC line recognition: one cached session per worker, width-bucketed batches, CPU or CUDA.
+
+Lines are sorted by width and cut into batches bounded by lines and by padded
+pixels (:class:`BatchPolicy`), so padding stays small and a batch of long lines
+does not blow up memory. On CUDA the batch tensors go through onnxruntime's IO
+binding and the graph can run in half precision (``precision="fp16"``).
 
 >>> from sparkhtr.registry import resolve_model
 >>> recognizer = LineRecognizer(resolve_model(), device="cpu", threads=1)  # doctest: +SKIP
@@ -10,8 +15,11 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -24,8 +32,10 @@ from sparkhtr.errors import ConfigError, ModelError
 from sparkhtr.registry import ModelManifest, verify_model
 
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("fp32", "fp16")
+Provider = str | tuple[str, dict[str, Any]]
 
-_sessions: dict[tuple[str, str, tuple[str, ...], int, int], ort.InferenceSession] = {}
+_sessions: dict[tuple[Any, ...], ort.InferenceSession] = {}
 _lock = threading.Lock()
 # Counts real session creations in this process: the benchmarks read it to prove
 # that a worker loads the model once, not once per batch.
@@ -34,40 +44,184 @@ session_loads = 0
 
 @dataclass(frozen=True)
 class BatchPolicy:
-    """Bounds on one inference batch: lines, and lines × padded width × height in pixels."""
+    """Bounds on one inference batch: lines, and lines × padded width × height in pixels.
+
+    ``width_multiple`` pads each batch's width up to a multiple of this many pixels
+    (``0``: the model's width stride). On CUDA a coarse multiple keeps the number of
+    distinct input shapes, and so of cuDNN plans, small.
+
+    >>> BatchPolicy.for_device("cuda").max_lines, BatchPolicy.for_device("cpu", max_lines=8).max_lines
+    (256, 8)
+    """
 
     max_lines: int = 64
     max_pixels: int = 64 * 48 * 1024
     max_width: int = 4096
+    width_multiple: int = 0
+
+    @classmethod
+    def for_device(cls, device: str, max_lines: int = 0, max_pixels: int = 0) -> BatchPolicy:
+        """The default policy of ``device`` (``cpu`` or ``cuda``); non-zero arguments override it.
+
+        CPU: batches of up to 64 lines / 3.1 M pixels (``bench/speed.py`` sweeps these; throughput
+        is flat from 8 to 64 lines on 1–2 threads and falls beyond). CUDA: large batches that keep
+        the GPU busy, widths padded to multiples of 64.
+        """
+        base = cls(max_lines=256, max_pixels=256 * 48 * 1536, width_multiple=64) if device == "cuda" else cls()
+        return cls(max_lines=max_lines or base.max_lines, max_pixels=max_pixels or base.max_pixels,
+                   max_width=base.max_width, width_multiple=base.width_multiple)
 
 
-def providers_for(device: str, gpu_id: int = 0) -> list[str | tuple[str, dict[str, object]]]:
+@dataclass
+class RecognizerStats:
+    """What a :class:`LineRecognizer` did: lines, batches, padded pixels and seconds in inference."""
+
+    lines: int = 0
+    batches: int = 0
+    pixels: int = 0
+    padded_pixels: int = 0
+    prepare_seconds: float = 0.0
+    infer_seconds: float = 0.0
+
+    @property
+    def padding(self) -> float:
+        """Fraction of inference pixels that were padding."""
+        return 1.0 - self.pixels / self.padded_pixels if self.padded_pixels else 0.0
+
+
+def cuda_available() -> bool:
+    """Whether this onnxruntime build has the CUDA execution provider (not whether a GPU works)."""
+    return "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+def resolve_device(device: str) -> str:
+    """``cpu`` or ``cuda``: what ``device`` (``auto|cpu|cuda``) means with this onnxruntime build.
+
+    >>> resolve_device("cpu")
+    'cpu'
+    """
+    if device not in DEVICES:
+        raise ConfigError(f"device must be one of {DEVICES}, got {device!r}")
+    if device == "cuda" and not cuda_available():
+        raise ModelError("device='cuda' but this onnxruntime has no CUDAExecutionProvider (install sparkhtr[gpu])")
+    if device == "auto":
+        return "cuda" if cuda_available() else "cpu"
+    return device
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """The precision a session runs in: ``fp16`` only on CUDA.
+
+    onnxruntime's CPU provider has no half-precision kernels for this graph (a
+    converted model crashes session creation in onnxruntime 1.31), so ``fp16`` with
+    ``device='cpu'`` is refused and with ``device='auto'`` on a CPU-only build runs ``fp32``.
+
+    >>> resolve_precision("fp16", "auto") if not cuda_available() else "fp32"
+    'fp32'
+    """
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "fp16" and resolve_device(device) == "cpu":
+        if device == "cpu":
+            raise ConfigError("precision='fp16' needs device='cuda' (onnxruntime's CPU provider has no fp16 kernels)")
+        return "fp32"
+    return precision
+
+
+def cuda_device_index(address: str | int, visible: str | None = None) -> int:
+    """The CUDA ordinal of a GPU that Spark assigned by ``address``.
+
+    Spark's discovery script reports ``nvidia-smi`` indices, which ignore
+    ``CUDA_VISIBLE_DEVICES``; when that variable restricts the process to some GPUs,
+    the ordinal is the address's position in it. ``visible`` defaults to the variable.
+
+    >>> cuda_device_index("3", visible="2,3"), cuda_device_index("1", visible=""), cuda_device_index(0)
+    (1, 1, 0)
+    """
+    if visible is None:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    key = str(address).strip()
+    listed = [v.strip() for v in (visible or "").split(",") if v.strip()]
+    if key in listed:
+        return listed.index(key)
+    return int(key)
+
+
+def providers_for(device: str, gpu_id: int = 0) -> list[Provider]:
     """onnxruntime providers for ``device`` (``auto`` uses CUDA when this onnxruntime build has it).
+
+    CUDA options: the GPU ordinal, heuristic cuDNN algorithm choice (the exhaustive
+    default benchmarks every new input shape, and line widths vary), and an arena that
+    grows only by what is requested, since several tasks may share one GPU.
 
     >>> providers_for("cpu")
     ['CPUExecutionProvider']
     """
-    if device not in DEVICES:
-        raise ConfigError(f"device must be one of {DEVICES}, got {device!r}")
-    has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
-    if device == "cuda" and not has_cuda:
-        raise ModelError("device='cuda' but this onnxruntime has no CUDAExecutionProvider (install sparkhtr[gpu])")
-    if device == "cpu" or not has_cuda:
+    if resolve_device(device) == "cpu":
         return ["CPUExecutionProvider"]
-    return [("CUDAExecutionProvider", {"device_id": gpu_id}), "CPUExecutionProvider"]
+    options: dict[str, Any] = {"device_id": gpu_id, "cudnn_conv_algo_search": "HEURISTIC",
+                               "arena_extend_strategy": "kSameAsRequested"}
+    return [("CUDAExecutionProvider", options), "CPUExecutionProvider"]
 
 
-def get_session(model_path: str, sha256: str, device: str = "auto", threads: int = 0, gpu_id: int = 0
-                ) -> ort.InferenceSession:
-    """A process-wide cached session for (model, providers, threads, GPU); created on first use.
+def to_fp16(model: Any) -> Any:
+    """A float16 copy of an ONNX ``ModelProto`` with float32 inputs and outputs.
+
+    Uses onnxruntime's own converter (``onnxruntime.transformers.float16``, a maintained
+    fork of onnxconverter-common's, shipped in both onnxruntime wheels; it needs the
+    ``onnx`` package), keeping ``LogSoftmax`` in float32 so confidences stay exact, and
+    sorts the nodes topologically (the converter appends its casts at the end).
+    """
+    try:
+        from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
+    except ImportError as exc:  # onnx missing
+        raise ModelError(f"precision='fp16' needs the onnx package (pip install 'sparkhtr[gpu]'): {exc}") from exc
+    converted = convert_float_to_float16(model, keep_io_types=True,
+                                         op_block_list=[*DEFAULT_OP_BLOCK_LIST, "LogSoftmax"])
+    topological_sort(converted.graph)
+    return converted
+
+
+def topological_sort(graph: Any) -> None:
+    """Reorder ``graph.node`` in place so every node follows the producers of its inputs."""
+    known = {v.name for v in graph.input} | {t.name for t in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        waiting = []
+        for node in pending:
+            if all(name in known for name in node.input):
+                ordered.append(node)
+                known.update(node.output)
+            else:
+                waiting.append(node)
+        if len(waiting) == len(pending):
+            raise ModelError(f"ONNX graph has unresolvable inputs: {sorted({*waiting[0].input} - known)}")
+        pending = waiting
+    del graph.node[:]
+    graph.node.extend(ordered)
+
+
+def _fp16_model_bytes(model_path: str) -> bytes:
+    try:
+        import onnx
+    except ImportError as exc:
+        raise ModelError(f"precision='fp16' needs the onnx package (pip install 'sparkhtr[gpu]'): {exc}") from exc
+    return to_fp16(onnx.load(model_path)).SerializeToString()
+
+
+def get_session(model_path: str, sha256: str, device: str = "auto", threads: int = 0, gpu_id: int = 0,
+                precision: str = "fp32") -> ort.InferenceSession:
+    """A process-wide cached session for (model, providers, threads, GPU, precision); created on first use.
 
     ``threads=0`` lets onnxruntime pick; Spark adapters pass the task's cores so that N
-    concurrent workers do not each start an all-core thread pool.
+    concurrent workers do not each start an all-core thread pool. With CUDA the session
+    must really run on CUDA (onnxruntime falls back to CPU silently): otherwise ``ModelError``.
     """
     global session_loads
     providers = providers_for(device, gpu_id)
+    precision = resolve_precision(precision, device)
     names = tuple(p if isinstance(p, str) else p[0] for p in providers)
-    key = (model_path, sha256, names, threads, gpu_id)
+    key = (model_path, sha256, names, threads, gpu_id, precision)
     with _lock:
         session = _sessions.get(key)
         if session is not None:
@@ -78,15 +232,29 @@ def get_session(model_path: str, sha256: str, device: str = "auto", threads: int
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
-            session = ort.InferenceSession(model_path, sess_options=options, providers=providers)
+            if precision == "fp16":
+                # make sure CUDA starts before handing onnxruntime a half-precision graph: if it
+                # fell back to CPU, that graph would crash the process instead of raising
+                probe = ort.InferenceSession(model_path, sess_options=options, providers=providers)
+                _check_cuda(probe, device)
+                source: str | bytes = _fp16_model_bytes(model_path)
+            else:
+                source = model_path
+            session = ort.InferenceSession(source, sess_options=options, providers=providers)
+        except (ModelError, ConfigError):
+            raise
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise ModelError(f"cannot load ONNX model {model_path}: {exc}") from exc
-        # onnxruntime silently falls back to CPU when CUDA cannot start
-        if device == "cuda" and session.get_providers()[0] != "CUDAExecutionProvider":
-            raise ModelError(f"device='cuda' requested but onnxruntime runs on {session.get_providers()}")
+        if device == "cuda":  # with "auto", a CUDA build whose GPU does not start may run on CPU
+            _check_cuda(session, device)
         _sessions[key] = session
         session_loads += 1
         return session
+
+
+def _check_cuda(session: ort.InferenceSession, device: str) -> None:
+    if session.get_providers()[0] != "CUDAExecutionProvider":
+        raise ModelError(f"device={device!r} asked for CUDA but onnxruntime runs on {session.get_providers()}")
 
 
 def plan_batches(widths: Sequence[int], height: int, policy: BatchPolicy) -> list[list[int]]:
@@ -109,20 +277,50 @@ def plan_batches(widths: Sequence[int], height: int, policy: BatchPolicy) -> lis
     return batches
 
 
+def padded_width(width: int, multiple: int) -> int:
+    """``width`` rounded up to a multiple of ``multiple``.
+
+    >>> padded_width(130, 4), padded_width(130, 64)
+    (132, 192)
+    """
+    return -(-width // multiple) * multiple
+
+
 class LineRecognizer:
-    """Recognise grayscale line crops with a CTC model described by a manifest."""
+    """Recognise grayscale line crops with a CTC model described by a manifest.
+
+    ``device``: ``auto|cpu|cuda``; ``gpu_id``: the CUDA ordinal (see :func:`cuda_device_index`);
+    ``precision``: ``fp32`` or ``fp16`` (CUDA only, see :func:`resolve_precision`);
+    ``io_binding``: feed batches through onnxruntime's IO binding (default: on CUDA), which
+    copies each batch to the GPU once and receives the log-probabilities in host memory.
+    ``prepare_threads``: threads that normalise crops (OpenCV and numpy release the GIL);
+    default ``threads`` on CUDA, where host-side preparation is the bottleneck, else 1 (on
+    CPU the cores are onnxruntime's).
+    """
 
     def __init__(self, manifest: ModelManifest, *, device: str = "auto", threads: int = 0, gpu_id: int = 0,
-                 policy: BatchPolicy | None = None, verify: bool = True) -> None:
+                 policy: BatchPolicy | None = None, verify: bool = True, precision: str = "fp32",
+                 io_binding: bool | None = None, prepare_threads: int | None = None) -> None:
         if manifest.kind != "ctc-line-recognizer":
             raise ModelError(f"{manifest.ref} is a {manifest.kind!r}, not a ctc-line-recognizer")
         path = verify_model(manifest) if verify else manifest.model_path
         self.manifest = manifest
         self.alphabet = Alphabet(manifest.alphabet)
-        self.policy = policy or BatchPolicy()
-        self.session = get_session(str(path), manifest.sha256, device, threads, gpu_id)
+        self.precision = resolve_precision(precision, device)
+        self.gpu_id = gpu_id
+        self.session = get_session(str(path), manifest.sha256, device, threads, gpu_id, precision)
+        # where the session really runs ("auto" on a CUDA build without a working GPU runs on CPU)
+        self.device = "cuda" if self.session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
+        self.policy = policy or BatchPolicy.for_device(self.device)
+        self.io_binding = self.device == "cuda" if io_binding is None else io_binding
+        if prepare_threads is None:
+            prepare_threads = max(threads, 1) if self.device == "cuda" else 1
+        self.prepare_threads = max(int(prepare_threads), 1)
+        self._pool: ThreadPoolExecutor | None = None
+        self.stats = RecognizerStats()
         self.input_name = self.session.get_inputs()[0].name
         outputs = self.session.get_outputs()[0]
+        self.output_name = outputs.name
         if outputs.shape and isinstance(outputs.shape[-1], int) and outputs.shape[-1] != self.alphabet.num_classes:
             raise ModelError(f"model has {outputs.shape[-1]} classes, alphabet needs {self.alphabet.num_classes}")
 
@@ -130,32 +328,62 @@ class LineRecognizer:
         """Model input of one crop (see :func:`sparkhtr.core.lines.normalize_line`)."""
         return normalize_line(crop, self.manifest.input_height, self.policy.max_width)
 
-    def recognize(self, crops: Sequence[np.ndarray]) -> list[RecognizedLine]:
+    def prepare_all(self, crops: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """:meth:`prepare` of each crop, on ``prepare_threads`` threads when there are enough crops."""
+        if self.prepare_threads == 1 or len(crops) < 2 * self.prepare_threads:
+            return [self.prepare(c) for c in crops]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.prepare_threads, thread_name_prefix="sparkhtr-prepare")
+        return list(self._pool.map(self.prepare, crops, chunksize=8))
+
+    def infer(self, tensor: np.ndarray) -> np.ndarray:
+        """Log-probabilities ``[batch, frames, classes]`` of a float32 ``[batch, 1, height, width]`` tensor."""
+        if not self.io_binding:
+            return self.session.run([self.output_name], {self.input_name: tensor})[0]
+        where = "cuda" if self.device == "cuda" else "cpu"
+        binding = self.session.io_binding()
+        binding.bind_ortvalue_input(self.input_name, ort.OrtValue.ortvalue_from_numpy(tensor, where, self.gpu_id))
+        binding.bind_output(self.output_name, "cpu")  # CTC decoding runs on the host
+        self.session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()[0]
+
+    def recognize(self, crops: Sequence[np.ndarray | None]) -> list[RecognizedLine]:
         """Text and confidence of each crop, in input order; empty crops give ``("", 0.0)``."""
         results: list[RecognizedLine | None] = [None] * len(crops)
-        inputs: dict[int, np.ndarray] = {}
+        start = time.perf_counter()
+        usable = []
         for i, crop in enumerate(crops):
             if crop is None or crop.size == 0 or min(crop.shape[:2]) < 2:
                 results[i] = RecognizedLine("", 0.0)
             else:
-                inputs[i] = self.prepare(crop)
+                usable.append(i)
+        prepared = self.prepare_all([crops[i] for i in usable])  # type: ignore[misc]
+        inputs: dict[int, np.ndarray] = dict(zip(usable, prepared, strict=True))
+        self.stats.prepare_seconds += time.perf_counter() - start
         ids = list(inputs)
         widths = [inputs[i].shape[1] for i in ids]
         height = self.manifest.input_height
         stride = self.manifest.width_stride
+        multiple = self.policy.width_multiple or stride
         for batch in plan_batches(widths, height, self.policy):
             members = [ids[k] for k in batch]
-            padded = -(-max(inputs[i].shape[1] for i in members) // stride) * stride
+            padded = padded_width(max(inputs[i].shape[1] for i in members), multiple)
             tensor = np.zeros((len(members), 1, height, padded), np.float32)
             for row, i in enumerate(members):
                 tensor[row, 0, :, : inputs[i].shape[1]] = inputs[i]
+            start = time.perf_counter()
             try:
-                log_probs = self.session.run(None, {self.input_name: tensor})[0]
+                log_probs = self.infer(tensor)
             except Exception as exc:  # onnxruntime errors are untyped
                 raise ModelError(f"inference failed on a batch of {len(members)} lines: {exc}") from exc
+            self.stats.infer_seconds += time.perf_counter() - start
+            self.stats.batches += 1
+            self.stats.padded_pixels += tensor.size
+            self.stats.pixels += height * sum(inputs[i].shape[1] for i in members)
             lengths = np.array([-(-inputs[i].shape[1] // stride) for i in members])
             for i, (classes, confidence) in zip(members, greedy_decode(log_probs, lengths), strict=True):
                 results[i] = RecognizedLine(self.alphabet.decode(classes), confidence)
+        self.stats.lines += len(crops)
         return [r if r is not None else RecognizedLine("", 0.0) for r in results]
 
 
