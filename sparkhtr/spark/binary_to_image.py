@@ -119,6 +119,8 @@ class BinaryToImage(ArrowTransformer, HasInputCol, HasOutputCol):
                         if lengths[i] > limits.max_bytes:
                             raise LimitExceededError(
                                 f"{path!r}: {lengths[i]:,} bytes exceeds max_bytes={limits.max_bytes:,}")
+                        if lengths[i] > 0:  # a reader upstream left the content out
+                            raise DecodeError(f"{path!r}: the content of this {lengths[i]:,}-byte file was not read")
                     for page in iter_pages(data or b"", path, limits=limits, pdf_dpi=dpi, color=color):
                         page_no = page.page
                         rows.append((i, digest, page.page, image_to_struct(page.image), "ok", None))

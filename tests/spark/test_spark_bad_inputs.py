@@ -2,9 +2,8 @@
 
 ``read_binary_files`` → ``build_pipeline()`` (bundled model) → ``pages_table``: every
 corpus file must come out with at least one row, ``ok`` or ``error`` with a message,
-as its entry expects. File names that Spark's file source itself cannot handle are
-not dropped from the corpus: each has an expected-failure test below saying exactly
-what happens.
+as its entry expects. The file names Spark's own binaryFile scan loses or fails on
+are listed with what happens (``SPARK_SCAN_LOSES``) and tested one by one.
 """
 
 from __future__ import annotations
@@ -12,6 +11,8 @@ from __future__ import annotations
 import collections
 import io
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,30 +23,35 @@ from tests.helpers.badinputs import CORPUS_LIMITS, build_corpus, summarize, text
 
 pytestmark = pytest.mark.spark
 
-HIDDEN = ("Spark's file index skips names that start with '.' or '_' (Hadoop's hidden files, "
-          "InMemoryFileIndex.shouldFilterOutPathName): the file gets no row and no error")
-COLON = ("Hadoop's checksummed LocalFileSystem opens '.<name>.crc' beside the file, a relative Path that "
-         "cannot hold ':' (URISyntaxException: Relative path in absolute URI): FAILED_READ_FILE fails the job; "
-         "spark.hadoop.fs.file.impl=org.apache.hadoop.fs.RawLocalFileSystem avoids it")
-NOT_UTF8 = ("the JVM decodes file names as UTF-8: the byte 0xE9 becomes U+FFFD, the listed file does not exist, "
-            "and the file index drops it silently: no row, no error")
-# Corpus names Spark cannot give a row to, and why (each one is an xfail test below).
-SPARK_UNREADABLE = {
-    "...png": HIDDEN, "..double-dot-prefix.png": HIDDEN, ".hidden.png": HIDDEN, "_underscore.png": HIDDEN,
-    "colon:name.png": COLON, "latin1-\udce9.png": NOT_UTF8,
+# Names Spark's own binaryFile scan loses, each with what it does; read_binary_files and the
+# local profile (RawLocalFileSystem) must give them rows all the same (see the last test).
+SPARK_SCAN_LOSES = {
+    "...png": "hidden: Spark's file index skips names starting with '.' or '_' (shouldFilterOutPathName)",
+    "..double-dot-prefix.png": "hidden, as above",
+    ".hidden.png": "hidden, as above",
+    "_underscore.png": "hidden, as above",
+    "colon:name.png": "Hadoop's checksummed LocalFileSystem opens '.colon:name.png.crc', a relative Path that "
+                      "cannot hold ':' (URISyntaxException): FAILED_READ_FILE fails the whole job",
+    "latin1-\udce9.png": "the JVM decodes names as UTF-8: 0xE9 becomes U+FFFD, the listed file does not exist, "
+                         "and the index drops it silently",
 }
+
+
+def table_path(path: Path) -> str:
+    """How the ``path`` column spells a local file: bytes that are not UTF-8 as ``\\xNN`` escapes."""
+    return "file:" + os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 @pytest.fixture(scope="module")
 def corpus_run(spark, tmp_path_factory):
-    """(written files, pages-table rows) of the whole corpus (less SPARK_UNREADABLE) through the pipeline."""
+    """(written files, pages-table rows) of the whole corpus through the pipeline."""
     from sparkhtr.spark.files import read_binary_files
     from sparkhtr.spark.pipeline import build_pipeline, pages_table
 
     corpus = build_corpus()
-    assert set(SPARK_UNREADABLE) <= {entry.name for entry in corpus}
+    assert set(SPARK_SCAN_LOSES) <= {entry.name for entry in corpus}
     folder = tmp_path_factory.mktemp("badinputs")
-    written = write_corpus(folder, [entry for entry in corpus if entry.name not in SPARK_UNREADABLE])
+    written = write_corpus(folder, corpus)
     files = read_binary_files(spark, [str(folder)])
     pipeline = build_pipeline(device="cpu")
     pipeline.getStages()[0].setMaxBytes(CORPUS_LIMITS.max_bytes)
@@ -59,7 +65,7 @@ def test_every_corpus_file_gets_rows_and_the_job_succeeds(corpus_run):
     by_path = collections.defaultdict(list)
     for row in rows:
         by_path[row.path].append(row)
-    expected = {f"file:{path}": entry for path, entry in written}
+    expected = {table_path(path): entry for path, entry in written}
     assert sorted(set(by_path) - set(expected)) == []  # no row for a file that was not written
     missing = sorted(entry.name for path, entry in expected.items() if path not in by_path)
     assert missing == []
@@ -151,13 +157,11 @@ def test_limit_params_save_and_load(spark, tmp_path):
     assert BinaryToImage().getMaxRenderSeconds() == 120.0
 
 
-@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.xfail(strict=False, reason=reason))
-                                  for name, reason in sorted(SPARK_UNREADABLE.items())])
-def test_spark_unreadable_names(spark, tmp_path, name):
-    """Each name Spark's file source cannot handle, beside a plain file, should get its row (see the reasons)."""
+@pytest.mark.parametrize("name", sorted(SPARK_SCAN_LOSES))
+def test_names_spark_scan_loses_get_rows(spark, tmp_path, name):
+    """Each name binaryFile alone loses (see SPARK_SCAN_LOSES), beside a plain file, gets its decoded row."""
     (tmp_path / "control.png").write_bytes(_png())
     (tmp_path / name).write_bytes(_png())
-    rows = _decode_folder(spark, tmp_path)  # raises for ':' (the job fails)
-    names = {r.path.rsplit("/", 1)[-1] for r in rows}
-    assert "control.png" in names
-    assert name in names
+    rows = {r.path: r for r in _decode_folder(spark, tmp_path)}
+    assert set(rows) == {table_path(tmp_path / "control.png"), table_path(tmp_path / name)}
+    assert rows[table_path(tmp_path / name)].status == "ok"
