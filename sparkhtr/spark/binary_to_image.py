@@ -25,12 +25,12 @@ from pyspark import keyword_only
 from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.param.shared import HasInputCol, HasOutputCol
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
-from pyspark.sql.types import BinaryType, IntegerType, LongType, StringType, StructField
+from pyspark.sql.types import IntegerType, LongType, StringType, StructField
 
 from sparkhtr.core.decode import DecodeLimits, content_sha256, iter_pages
 from sparkhtr.errors import ConfigError, DecodeError, LimitExceededError
 from sparkhtr.spark.base import ArrowTransformer, error_message, image_to_struct, replace_fields, with_param_accessors
+from sparkhtr.spark.files import without_oversized_content
 from sparkhtr.spark.schemas import IMAGE, require_columns
 
 # Flush decoded pages to Spark once this many pixel bytes are pending, so a
@@ -99,7 +99,7 @@ class BinaryToImage(ArrowTransformer, HasInputCol, HasOutputCol):
         keep = [n for n in dataset.columns if n != content_col]
         sized = "length" in dataset.columns and isinstance(dataset.schema["length"].dataType, (LongType, IntegerType))
         if sized:
-            dataset = _without_oversized_content(dataset, content_col, limits.max_bytes)
+            dataset = without_oversized_content(dataset, content_col, limits.max_bytes)
 
         def decode_batch(batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
             contents = batch.column(content_col)
@@ -136,23 +136,6 @@ class BinaryToImage(ArrowTransformer, HasInputCol, HasOutputCol):
                 yield _page_batch(batch, keep, rows, out_col)
 
         return self._map_batches(dataset, schema, decode_batch)
-
-
-def _without_oversized_content(files: DataFrame, content_col: str, max_bytes: int) -> DataFrame:
-    """``files`` with null content for the files over ``max_bytes`` (or of unknown length), which are never read.
-
-    binaryFile evaluates filters on ``length`` before it opens a file, and reads no
-    content where none is selected: the files within the limit are read as usual, the
-    others are listed only. Without this a file over 2 GiB fails the whole job
-    (``FAILED_READ_FILE``: its length exceeds the max length allowed), and one over
-    ``max_bytes`` is read whole and shipped to Python only to be rejected. A null
-    ``length`` (never from binaryFile) cannot be filtered before reading: such rows get
-    no content, and an error row.
-    """
-    length = F.col("length")
-    within = files.where(length <= max_bytes)
-    beyond = files.where(~(length <= max_bytes) | length.isNull())
-    return within.unionByName(beyond.withColumn(content_col, F.lit(None).cast(BinaryType())))
 
 
 def _page_batch(batch: pa.RecordBatch, keep: list[str], rows: list[tuple], out_col: str) -> pa.RecordBatch:

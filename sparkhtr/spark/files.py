@@ -31,9 +31,11 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import BinaryType, LongType, StringType, StructField, StructType, TimestampType
 
+from sparkhtr.core.decode import DecodeLimits
+
 # Files read by the Python workers themselves are capped like BinaryToImage's default maxBytes;
 # a bigger one keeps its length and null content, and becomes an error row there.
-LOCAL_READ_MAX_BYTES = 256 * 1024 * 1024
+LOCAL_READ_MAX_BYTES = DecodeLimits.max_bytes
 
 
 def scan_path(listed: str) -> str:
@@ -69,9 +71,19 @@ def read_binary_files(spark: SparkSession, inputs: Sequence[str], glob: str | No
     reader = spark.read.format("binaryFile").option("recursiveFileLookup", "true")
     if glob:
         reader = reader.option("pathGlobFilter", glob)
-    files = with_empty_files(reader.load(list(inputs)))
+    files = with_empty_files(reader.load([_as_loaded(root) for root in inputs]))
     skipped = [f for root in inputs for f in local_files_spark_skips(root, glob)]
     return files.unionByName(read_local_files(spark, skipped)) if skipped else files
+
+
+def _as_loaded(root: str) -> str:
+    """An input as Spark must be given it: a local path that exists is literal (``box [1]/``), else a glob.
+
+    >>> _as_loaded("/nonexistent/*.png")
+    '/nonexistent/*.png'
+    """
+    local = _local_root(root)
+    return literal_path(root) if local is not None and os.path.exists(local) else root
 
 
 def read_listed_files(spark: SparkSession, paths: Sequence[str]) -> DataFrame:
@@ -227,3 +239,20 @@ def with_empty_files(files: DataFrame, listed: Sequence[str] | None = None) -> D
         F.lit(b"").cast("binary").alias("content"),
     )
     return files.unionByName(empty)
+
+
+def without_oversized_content(files: DataFrame, content_col: str, max_bytes: int) -> DataFrame:
+    """``files`` with null content for the files over ``max_bytes`` (or of unknown length), which are never read.
+
+    binaryFile evaluates filters on ``length`` before it opens a file, and reads no
+    content where none is selected: the files within the limit are read as usual, the
+    others are listed only. Without this a file over 2 GiB fails the whole job
+    (``FAILED_READ_FILE``: its length exceeds the max length allowed), and one over
+    ``max_bytes`` is read whole and shipped to Python only to be rejected. A null
+    ``length`` (never from binaryFile) cannot be filtered before reading: such rows get
+    no content, and an error row.
+    """
+    length = F.col("length")
+    within = files.where(length <= max_bytes)
+    beyond = files.where(~(length <= max_bytes) | length.isNull())
+    return within.unionByName(beyond.withColumn(content_col, F.lit(None).cast(BinaryType())))

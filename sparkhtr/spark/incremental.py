@@ -26,6 +26,9 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from sparkhtr.core.decode import DecodeLimits
+from sparkhtr.spark.files import without_oversized_content
+
 # Columns the plan carries for each file to process.
 KNOWN_SHA = "known_content_sha256"
 
@@ -103,8 +106,14 @@ def plan_files(
     return FilePlan(todo=todo, listed=listed.count(), to_process=to_process)
 
 
-def drop_unchanged_content(files: DataFrame, todo: DataFrame) -> DataFrame:
-    """Step 2: ``files`` (with ``content``) limited to ``todo``'s paths, minus files whose bytes are unchanged."""
+def drop_unchanged_content(files: DataFrame, todo: DataFrame, max_bytes: int = DecodeLimits.max_bytes) -> DataFrame:
+    """Step 2: ``files`` (with ``content``) limited to ``todo``'s paths, minus files whose bytes are unchanged.
+
+    Files over ``max_bytes`` are listed, not read (their content is null; BinaryToImage
+    reports them): hashing them would make Spark read them, and fail the whole job on
+    one over 2 GiB.
+    """
+    files = without_oversized_content(files, "content", max_bytes)
     joined = files.join(todo.select("path", KNOWN_SHA), "path", "inner")
     unchanged = F.col(KNOWN_SHA).isNotNull() & (F.sha2(F.col("content"), 256) == F.col(KNOWN_SHA))
     return joined.where(~unchanged).drop(KNOWN_SHA)

@@ -167,12 +167,6 @@ def test_names_spark_scan_loses_get_rows(spark, tmp_path, name):
     assert rows[table_path(tmp_path / name)].status == "ok"
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "sparkhtr.spark.incremental.drop_unchanged_content filters on sha2(content), so the binaryFile scan under it "
-    "reads every listed file's content, and a file over 2 GiB fails the job (FAILED_READ_FILE: the length exceeds "
-    "the max length allowed) before BinaryToImage's length filter can help; `sparkhtr recognize` on such a folder "
-    "exits 1. Fix there: hash only files with length <= maxBytes (a pushed-down filter), list the others without "
-    "content"))
 def test_a_file_over_2_gib_in_the_rerun_path(spark, tmp_path):
     from sparkhtr.spark.files import read_listed_files, scan_path
     from sparkhtr.spark.incremental import KNOWN_SHA, drop_unchanged_content
@@ -186,3 +180,16 @@ def test_a_file_over_2_gib_in_the_rerun_path(spark, tmp_path):
     files = drop_unchanged_content(read_listed_files(spark, paths), todo)
     rows = {r.path.rsplit("/", 1)[-1]: r for r in BinaryToImage().transform(files).collect()}
     assert rows["huge.tif"].error.startswith("LimitExceededError: ") and rows["page.png"].status == "ok"
+
+
+def test_inputs_named_with_glob_characters_are_read_literally(spark, tmp_path):
+    from sparkhtr.spark.files import read_binary_files
+
+    box = tmp_path / "box [1] {a,b}"
+    box.mkdir()
+    (box / "p[1]*.png").write_bytes(_png())
+    (box / "_hidden.png").write_bytes(_png())
+    for root in (box, box / "p[1]*.png"):
+        rows = BinaryToImage().transform(read_binary_files(spark, [str(root)])).collect()
+        assert rows and all(r.status == "ok" for r in rows)
+    assert len(BinaryToImage().transform(read_binary_files(spark, [str(box)])).collect()) == 2
