@@ -30,7 +30,7 @@ needs_cuda = pytest.mark.skipif(not HAS_CUDA, reason="onnxruntime has no CUDAExe
 
 def test_policy_per_device_and_overrides():
     cpu, cuda = BatchPolicy.for_device("cpu"), BatchPolicy.for_device("cuda")
-    assert (cpu.max_lines, cpu.width_multiple) == (64, 0)
+    assert (cpu.max_lines, cpu.max_pixels, cpu.width_multiple) == (8, 8 * 48 * 1024, 0)
     assert cuda.max_lines > cpu.max_lines and cuda.width_multiple == 64
     assert BatchPolicy.for_device("cuda", max_lines=16, max_pixels=1000) == BatchPolicy(
         max_lines=16, max_pixels=1000, width_multiple=64)
