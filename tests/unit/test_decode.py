@@ -16,6 +16,7 @@ from PIL import Image
 from sparkhtr.core.decode import DecodeLimits, content_sha256, iter_pages, sniff_format
 from sparkhtr.core.types import DecodedPage
 from sparkhtr.errors import ConfigError, DecodeError, LimitExceededError
+from tests.helpers.badinputs import handmade_pdf
 
 # ----------------------------------------------------------------------------- builders
 
@@ -75,21 +76,6 @@ def pdf_with_red_square() -> bytes:
     doc.save(buf)
     doc.close()
     return buf.getvalue()
-
-
-def handmade_pdf(objects: list[bytes], trailer_extra: bytes = b"") -> bytes:
-    """A minimal PDF with a correct xref table, for trailers pypdfium2 cannot write."""
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R " % (len(objects) + 1) + trailer_extra + b">>\n"
-    out += b"startxref\n%d\n%%%%EOF\n" % xref
-    return bytes(out)
 
 
 PDF_OBJECTS = [
