@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
-from deltalake import DeltaTable
+from deltalake import DeltaTable, write_deltalake
 from deltalake import Field as DeltaField
 from deltalake import Schema as DeltaSchema
 from deltalake.transaction import AddAction, CommitProperties, create_table_with_add_actions
@@ -666,9 +666,14 @@ def replace_groups(
     target_schema = pa.schema(table.schema().to_arrow())
     data = data.select(target_schema.names).cast(target_schema)
     existing = _keys_of_groups(table, target_schema, keys, group_column, groups)
+    if existing.num_rows == 0:
+        # Nothing of these groups in the table (new files): a plain append is the same
+        # result in one version, without MERGE's scan and rewrite of the target's files.
+        if data.num_rows:
+            write_deltalake(table, data, mode="append")
+        return {"num_target_rows_inserted": data.num_rows, "num_target_rows_updated": 0,
+                "num_target_rows_deleted": 0}
     source = merge_source(data, existing, keys)
-    if source.num_rows == 0:
-        return {"num_target_rows_inserted": 0, "num_target_rows_updated": 0, "num_target_rows_deleted": 0}
     predicate = " AND ".join(f"t.{_sql_name(k)} = s.{_sql_name(k)}" for k in keys)
     assignments = {_sql_name(name): f"s.{name}" for name in target_schema.names}
     metrics = (
