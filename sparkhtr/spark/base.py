@@ -98,7 +98,9 @@ class ArrowTransformer(Transformer, HasHandleInvalid, DefaultParamsReadable, Def
             self.setHandleInvalid(kwargs.pop("handleInvalid"))
         return self._set(**kwargs)
 
-    def _map_batches(self, df: DataFrame, output_schema: StructType, fn: BatchFunction) -> DataFrame:
+    def _map_batches(self, df: DataFrame, output_schema: StructType, fn: BatchFunction,
+                     profile: Any = None) -> DataFrame:
+        """``fn`` over ``df``'s Arrow batches; under ``profile`` (a ``ResourceProfile``) when given."""
         # Spark hands mapInArrow timestamps in the session time zone; declare the same
         timezone = df.sparkSession.conf.get("spark.sql.session.timeZone") or "UTC"
         arrow_schema = to_arrow_schema(output_schema, timezone=timezone)
@@ -109,7 +111,9 @@ class ArrowTransformer(Transformer, HasHandleInvalid, DefaultParamsReadable, Def
                 for out in fn(batch):
                     yield conform(out, arrow_schema)
 
-        return df.mapInArrow(run, output_schema)
+        if profile is None:
+            return df.mapInArrow(run, output_schema)
+        return df.mapInArrow(run, output_schema, profile=profile)
 
 
 def limit_native_threads() -> None:

@@ -22,7 +22,6 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -30,8 +29,8 @@ from pyspark import AccumulatorParam, keyword_only
 from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.param.shared import HasInputCol, HasOutputCol
 from pyspark.sql import DataFrame
-from pyspark.sql.pandas.types import to_arrow_schema, to_arrow_type
-from pyspark.sql.types import StringType, StructField, StructType
+from pyspark.sql.pandas.types import to_arrow_type
+from pyspark.sql.types import StringType, StructField
 
 from sparkhtr.core import recognize as core
 from sparkhtr.core.recognize import DEVICES, PRECISIONS, BatchPolicy, LineRecognizer, cuda_device_index, task_threads
@@ -39,10 +38,7 @@ from sparkhtr.errors import ConfigError, ModelError
 from sparkhtr.registry import DEFAULT_MODEL, resolve_model
 from sparkhtr.spark.base import (
     ArrowTransformer,
-    BatchFunction,
-    conform,
     error_message,
-    limit_native_threads,
     replace_fields,
     struct_to_image,
     with_param_accessors,
@@ -335,23 +331,7 @@ class HandwrittenTextRecognizer(ArrowTransformer, HasInputCol, HasOutputCol):
             return [out]
 
         data, profile = self._schedule(dataset, params)
-        return self._map_batches_with(data, schema, recognize_batch, profile)
-
-    def _map_batches_with(self, df: DataFrame, output_schema: StructType, fn: BatchFunction, profile: Any
-                          ) -> DataFrame:
-        """:meth:`ArrowTransformer._map_batches`, run under ``profile`` (a ``ResourceProfile``) when given."""
-        if profile is None:
-            return self._map_batches(df, output_schema, fn)
-        timezone = df.sparkSession.conf.get("spark.sql.session.timeZone") or "UTC"
-        arrow_schema = to_arrow_schema(output_schema, timezone=timezone)
-
-        def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-            limit_native_threads()
-            for batch in batches:
-                for out in fn(batch):
-                    yield conform(out, arrow_schema)
-
-        return df.mapInArrow(run, output_schema, profile=profile)
+        return self._map_batches(data, schema, recognize_batch, profile)
 
 
 def _accumulator(dataset: DataFrame) -> Any:
