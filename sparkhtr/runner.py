@@ -235,7 +235,8 @@ def recognize_to_tables(spark: SparkSession, inputs: Sequence[str], out_dir: str
         poller.join()
         summary.pages, summary.errors, summary.lines = total.pages, total.errors, total.lines
         summary.segmenter = total.segmenter
-        summary.files_skipped = summary.files - total.files
+        if summary.status == "succeeded":  # files dropped by their unchanged content count as skipped too
+            summary.files_skipped = summary.files - total.files
         summary.seconds = time.perf_counter() - t0
         report(summary.seconds)
         try:
