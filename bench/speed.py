@@ -274,16 +274,12 @@ def section_tesseract(lines: LineSet, n: int, policy: BatchPolicy, processes: in
         return None
     from concurrent.futures import ThreadPoolExecutor
 
-    from PIL import Image
+    from tesseract_lines import write_pngs  # bench/ is on sys.path when run as a script
 
     step = max(1, len(lines.crops) // n)
     crops = lines.crops[::step][:n]
     with tempfile.TemporaryDirectory() as tmp:
-        paths = []
-        for k, crop in enumerate(crops):
-            path = Path(tmp) / f"{k:05d}.png"
-            Image.fromarray(crop).save(path)
-            paths.append(str(path))
+        paths = write_pngs(crops, tmp)
         jobs = [(paths[k::processes], str(Path(tmp) / f"list{k}.txt")) for k in range(processes)]
         with ThreadPoolExecutor(processes) as pool:
             spans = list(pool.map(_tesseract_share, jobs))

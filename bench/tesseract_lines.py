@@ -28,14 +28,20 @@ from sparkhtr.evaluation import evaluate_lines, load_line_parquet
 from sparkhtr.registry import resolve_model
 
 
+def write_pngs(images, folder: str | Path) -> list[str]:
+    """Save each image as ``folder/<k>.png`` (Tesseract reads files); return the paths in order."""
+    paths = []
+    for k, image in enumerate(images):
+        path = Path(folder) / f"{k:05d}.png"
+        Image.fromarray(image).save(path)
+        paths.append(str(path))
+    return paths
+
+
 def tesseract_lines(images, languages: str) -> tuple[list[str], float]:
     """Texts Tesseract reads from ``images`` (one line each) and the seconds it took."""
     with tempfile.TemporaryDirectory() as tmp:
-        paths = []
-        for k, image in enumerate(images):
-            path = Path(tmp) / f"{k:05d}.png"
-            Image.fromarray(image).save(path)
-            paths.append(str(path))
+        paths = write_pngs(images, tmp)
         listing = Path(tmp) / "list.txt"
         listing.write_text("\n".join(paths) + "\n")
         start = time.perf_counter()
