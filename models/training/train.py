@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch-width", type=int, default=16 * 700, help="bound on lines x padded width")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--eval-every", type=int, default=1000)
+    p.add_argument("--save-every", type=int, default=100,
+                   help="steps between resume checkpoints (a stopped session loses at most this many)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--hours", type=float, default=100.0, help="stop after this much wall time")
     p.add_argument("--max-steps", type=int, default=200_000)
@@ -152,6 +154,9 @@ def main(argv: list[str] | None = None) -> None:
                     if state["bad_evals"] >= 3:
                         state["lr_scale"] *= 0.5
                         state["bad_evals"] = 0
+                save(last)
+            elif state["step"] % args.save_every == 0:
+                state["train_seconds"] = seconds_at_start + time.time() - started
                 save(last)
             if (time.time() - started) / 3600 > args.hours or state["step"] >= args.max_steps:
                 done = True
