@@ -104,7 +104,8 @@ def evaluate(data: Path, draw_dir: Path | None = None) -> dict:
             t3 = time.perf_counter()
             src_h, src_w = page.image.shape[:2]
             pre_h, pre_w = pre.image.shape
-            lines = to_source(lines, pre.skew_degrees, (pre_w, pre_h), (src_w, src_h))
+            # preprocess_page removed the skew by rotating the page by -skew_degrees
+            lines = to_source(lines, -pre.skew_degrees, (pre_w, pre_h), (src_w, src_h))
             truth = [polygon_box(line["polygon"]) for line in row["lines"]]
             found = [(ln.bbox.x0, ln.bbox.y0, ln.bbox.x1, ln.bbox.y1) for ln in lines]
             matched_truth, matched_found = matching(truth, found)

@@ -250,7 +250,7 @@ def test_real_pages(shared_data):
             image = next(iter_pages((jsonl.parent / row["image"]).read_bytes())).image
             pre = preprocess_page(image)
             lines = segment_lines(pre.image)
-            lines = to_source(lines, pre.skew_degrees, pre.image.shape[::-1], image.shape[1::-1])
+            lines = to_source(lines, -pre.skew_degrees, pre.image.shape[::-1], image.shape[1::-1])
             truth = [(min(p[0] for p in t["polygon"]), min(p[1] for p in t["polygon"]),
                       max(p[0] for p in t["polygon"]), max(p[1] for p in t["polygon"])) for t in row["lines"]]
             matched += sum(any(_iou(t, _box(line)) > 0.5 for line in lines) for t in truth)
