@@ -68,6 +68,9 @@ class SegmenterConfig:
     - ``min_line_height``: lines whose ink is lower than this are dropped (dots, dashes);
       ``min_line_ink``: so are lines with less ink than this share of a well-filled
       line of the page (ticks, specks, stray marks).
+    - ``upright_ratio``: writing whose horizontal edges hold less than this share of its
+      edges (pooled over a few text heights) does not run horizontally (upright
+      marginal notes, stamps set sideways, margin rules) and makes no line (0 keeps it).
     - ``padding``: outline and crop margin around the ink.
     - ``max_lines``: a guard against pathological pages (noise), not a limit of real ones.
     """
@@ -89,6 +92,7 @@ class SegmenterConfig:
     min_line_ink: float = 0.04
     padding: float = 0.15
     max_lines: int = 500
+    upright_ratio: float = 0.4
 
 
 def _require_gray(gray: np.ndarray) -> np.ndarray:
@@ -320,6 +324,42 @@ def _find_ink(work: np.ndarray, config: SegmenterConfig
     if not seed.any():
         return None
     return labels, stats, keep, seed, unit
+
+
+def _to_grid(mask: np.ndarray, q: int, gh: int, gw: int) -> np.ndarray:
+    """Share of ink per ``q × q`` cell of a 0/1 mask (the analysis grid, ``gh × gw`` cells)."""
+    h, w = mask.shape
+    padded = np.zeros((gh * q, gw * q), np.float32)
+    padded[:h, :w] = mask
+    return cv2.resize(padded, (gw, gh), interpolation=cv2.INTER_AREA)
+
+
+def _upright_components(labels: np.ndarray, n: int, grid: np.ndarray, q: int, u: float,
+                        ratio: float) -> np.ndarray:
+    """Per component label: does it lie in writing that does not run horizontally?
+
+    Blurred over about a text height, a line of writing becomes a horizontal band whose
+    edges are horizontal: the ink's gradients point up and down. The gradients' structure
+    tensor, pooled over a few text heights, measures this: the horizontal edges' share
+    ``Jyy / (Jxx + Jyy)`` is high in horizontal writing, about a half in stamps, seals and
+    tangles of strokes without a direction, and low in writing turned upright (marginal
+    notes written down the side, stamps set sideways, margin rules). A component is
+    upright when, over its pixels, the share stays below ``ratio``.
+    """
+    blurred = cv2.GaussianBlur(grid, (0, 0), 0.4 * u)
+    gx = cv2.Sobel(blurred, cv2.CV_32F, 1, 0)
+    gy = cv2.Sobel(blurred, cv2.CV_32F, 0, 1)
+    pool = 1.5 * u
+    jxx = cv2.GaussianBlur(gx * gx, (0, 0), pool)
+    jyy = cv2.GaussianBlur(gy * gy, (0, 0), pool)
+    share = jyy / np.maximum(jxx + jyy, 1e-12)
+    ys, xs = np.nonzero(labels)
+    lab = labels[ys, xs]
+    count = np.bincount(lab, minlength=n)
+    mean = np.bincount(lab, weights=share[ys // q, xs // q], minlength=n) / np.maximum(count, 1)
+    upright = (mean < ratio) & (count > 0)
+    upright[0] = False
+    return upright
 
 
 # ---------------------------------------------------------------------------- blocks
@@ -875,12 +915,19 @@ def segment_lines(gray: np.ndarray, config: SegmenterConfig = SegmenterConfig())
     # analysis grid: about 8 cells per text height, enough to resolve lines, cheap to smear
     q = max(1, round(unit / 8))
     gh, gw = math.ceil(h / q), math.ceil(w / q)
-    padded = np.zeros((gh * q, gw * q), np.float32)
-    padded[:h, :w] = seed[labels]
-    grid = cv2.resize(padded, (gw, gh), interpolation=cv2.INTER_AREA)
+    grid = _to_grid(seed[labels], q, gh, gw)
     u = unit / q  # text height in grid cells
     cy, cx = np.nonzero(grid)
     blocks = _xy_cut(cy, cx, grid[cy, cx].astype(np.float64), (), config.column_gap * u, config.block_gap * u)
+    if config.upright_ratio > 0:
+        # after the cut: upright notes and margin rules still shape the blocks, but make no lines
+        upright = _upright_components(labels, stats.shape[0], grid, q, u, config.upright_ratio)
+        if upright.any():
+            keep &= ~upright
+            seed &= ~upright
+            if not seed.any():
+                return []
+            grid = _to_grid(seed[labels], q, gh, gw)
 
     pixel_zone = np.zeros((h, w), np.int32)  # line id per pixel (0 = none)
     order: list[tuple[int, float, int]] = []  # (block, centre y, left x) of line id k at index k - 1

@@ -263,3 +263,26 @@ def test_real_pages(shared_data):
     assert matched / total >= 0.7  # ground-truth lines found with box IoU > 0.5
     assert float(np.median(np.abs(rel))) <= 0.2
     assert np.mean(np.abs(rel_full_gt) <= 0.2) >= 0.8
+
+
+def _upright_note(page: np.ndarray, x: int, y: int, words: str = "notes written down the margin") -> None:
+    """Write ``words`` turned by 90 degrees (reading bottom to top) with its left edge at ``x``, top at ``y``."""
+    (w, h), descent = cv2.getTextSize(words, FONT, 1.4, 3)
+    strip = np.full((h + descent + 10, w + 10), 255, np.uint8)
+    cv2.putText(strip, words, (5, h + 5), FONT, 1.4, 25, 3)
+    turned = cv2.rotate(strip, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    region = page[y: y + turned.shape[0], x: x + turned.shape[1]]
+    np.minimum(region, turned[: region.shape[0], : region.shape[1]], out=region)
+
+
+def test_upright_marginal_notes_are_not_lines():
+    page, truth = _page(8, x0=330, width=1300)
+    _upright_note(page, 60, 120)
+    _upright_note(page, 150, 140, "and a second column")
+    lines = segment_lines(page)
+    assert len(lines) == 8
+    for line, box in zip(lines, truth, strict=True):
+        assert _iou(_box(line), box) > 0.5
+    assert all(line.bbox.x0 > 250 for line in lines)
+    # switched off, the notes' words make lines of their own
+    assert len(segment_lines(page, SegmenterConfig(upright_ratio=0))) > 8
