@@ -71,6 +71,9 @@ class SegmenterConfig:
     - ``upright_ratio``: writing whose horizontal edges hold less than this share of its
       edges (pooled over a few text heights) does not run horizontally (upright
       marginal notes, stamps set sideways, margin rules) and makes no line (0 keeps it).
+    - ``blob_height`` / ``blob_aspect``: a line taller than ``blob_height`` and than
+      ``blob_aspect`` of its width is not writing running along a line but a blob (a
+      stamp, a seal, a flourish, a tangle of strokes) and is dropped.
     - ``padding``: outline and crop margin around the ink.
     - ``max_lines``: a guard against pathological pages (noise), not a limit of real ones.
     """
@@ -93,6 +96,8 @@ class SegmenterConfig:
     padding: float = 0.15
     max_lines: int = 500
     upright_ratio: float = 0.4
+    blob_height: float = 1.5
+    blob_aspect: float = 0.6
 
 
 def _require_gray(gray: np.ndarray) -> np.ndarray:
@@ -970,7 +975,9 @@ def segment_lines(gray: np.ndarray, config: SegmenterConfig = SegmenterConfig())
         height, width = y_hi - y_lo, x_hi - x_lo
         if height < config.min_line_height * unit or counts[line_id] < config.min_line_ink * ink_ref:
             continue
-        if height > 3 * unit and height > 2 * width:  # upright debris: a page edge, a rule, a stamp's border
+        # a line of writing runs along: a "line" about as tall as wide and taller than the
+        # writing is a blob (a stamp, a seal, a flourish, a tangle of strokes, upright debris)
+        if height > config.blob_height * unit and height > config.blob_aspect * width:
             continue
         by0, by1 = max(0, y_lo - pad), min(h, y_hi + pad)
         bx0, bx1 = max(0, x_lo - pad), min(w, x_hi + pad)

@@ -286,3 +286,28 @@ def test_upright_marginal_notes_are_not_lines():
     assert all(line.bbox.x0 > 250 for line in lines)
     # switched off, the notes' words make lines of their own
     assert len(segment_lines(page, SegmenterConfig(upright_ratio=0))) > 8
+
+
+def _stamp(page: np.ndarray, centre: tuple[int, int], radius: int) -> None:
+    """A round seal: a double ring around a hatched figure (dense ink, no line structure)."""
+    cv2.circle(page, centre, radius, 40, 3)
+    cv2.circle(page, centre, radius - 12, 40, 2)
+    cx, cy = centre
+    inner = radius - 20
+    for d in range(-inner, inner, 7):  # cross-hatching inside the inner ring
+        half = int(math.sqrt(max(inner * inner - d * d, 0)))
+        cv2.line(page, (cx + d - half // 2, cy - half), (cx + d + half // 2, cy + half), 60, 2)
+        cv2.line(page, (cx - half, cy + d), (cx + half, cy + d + half // 3), 60, 2)
+
+
+def test_stamps_and_seals_are_not_lines():
+    page, truth = _page(6, x0=330, width=1300)
+    _stamp(page, (150, 200), 90)
+    _stamp(page, (1220, 300), 55)  # in the margin beside the end of a line
+    lines = segment_lines(page)
+    assert len(lines) == 6
+    for line, box in zip(lines, truth, strict=True):
+        assert _iou(_box(line), box) > 0.5
+    assert all(line.bbox.x0 > 250 for line in lines)
+    # switched off, the seals make lines of their own
+    assert len(segment_lines(page, SegmenterConfig(blob_height=100.0, upright_ratio=0))) > 6
