@@ -570,18 +570,20 @@ def _link_tracks(peaks: list[np.ndarray], smeared: np.ndarray, max_dy: float, ma
     return done
 
 
-def _shadows(t: _Track, k: _Track, smeared: np.ndarray, unit: float, config: SegmenterConfig) -> bool:
+def _shadows(t: _Track, k: _Track, t_ys: np.ndarray, k_ys: np.ndarray, smeared: np.ndarray, unit: float,
+             config: SegmenterConfig) -> bool:
     """Is the weaker track ``t`` part of the stronger track ``k``'s line?
 
     It is when the two run closely alongside, or when the smeared ink between them
     never drops into a real valley while ``t`` is much sparser: the ascenders or
-    descenders of ``k``'s line, not a line with white space of its own.
+    descenders of ``k``'s line, not a line with white space of its own. ``t_ys`` and
+    ``k_ys`` are the tracks' ridges over their own columns, gaps interpolated.
     """
     lo, hi = max(t.x0, k.x0), min(t.x1, k.x1)
     if hi - lo < 0.5 * len(t.ys):
         return False
     span = np.arange(lo, hi)
-    ya, yb = t.y_at(span), k.y_at(span)
+    ya, yb = t_ys[lo - t.x0: hi - t.x0], k_ys[lo - k.x0: hi - k.x0]
     gap = float(np.median(np.abs(ya - yb)))
     if gap < 0.6 * unit:
         return True
@@ -590,10 +592,12 @@ def _shadows(t: _Track, k: _Track, smeared: np.ndarray, unit: float, config: Seg
     every = max(1, span.size // 16)
     top = np.minimum(ya, yb).round().astype(np.int64)[::every]
     bottom = np.maximum(ya, yb).round().astype(np.int64)[::every]
-    ratios = []
-    for x, a, b in zip(span[::every], top, bottom, strict=True):
-        column = smeared[a: b + 1, x]
-        ratios.append(column.min() / max(min(column[0], column[-1]), 1e-9))
+    # each sampled column from one ridge to the other, at once: rows past the lower ridge
+    # repeat it, which changes no minimum
+    rows = np.minimum(top[:, None] + np.arange(int((bottom - top).max()) + 1)[None, :], bottom[:, None])
+    columns = smeared[rows, span[::every][:, None]]
+    ends = np.minimum(columns[:, 0], smeared[bottom, span[::every]])
+    ratios = columns.min(axis=1) / np.maximum(ends, 1e-9)
     weak = smeared[ya.round().astype(np.int64), span].mean()
     strong = smeared[yb.round().astype(np.int64), span].mean()
     return float(np.median(ratios)) > config.valley_ratio and weak < config.density_ratio * strong
@@ -601,18 +605,19 @@ def _shadows(t: _Track, k: _Track, smeared: np.ndarray, unit: float, config: Seg
 
 def _merge_tracks(tracks: list[_Track], smeared: np.ndarray, unit: float, config: SegmenterConfig) -> list[_Track]:
     """Drop tracks that shadow a stronger one, then join collinear pieces of one line."""
-    kept: list[_Track] = []
+    kept: list[tuple[_Track, np.ndarray]] = []
     for t in sorted(tracks, key=lambda t: -t.strength):
-        if not any(_shadows(t, k, smeared, unit, config) for k in kept):
-            kept.append(t)
-    kept.sort(key=lambda t: t.x0)
+        t_ys = t.y_at(np.arange(t.x0, t.x1))
+        if not any(_shadows(t, k, t_ys, k_ys, smeared, unit, config) for k, k_ys in kept):
+            kept.append((t, t_ys))
+    joined_tracks = sorted((t for t, _ in kept), key=lambda t: t.x0)
     joined = True
     while joined:
         joined = False
-        for a in kept:
+        for a in joined_tracks:
             best = None
             end_y = float(a.y_at(np.array([a.x1 - 1]))[0])
-            for b in kept:
+            for b in joined_tracks:
                 gap = b.x0 - a.x1
                 if b is a or gap < 0 or gap > config.join_gap * unit:
                     continue
@@ -623,10 +628,10 @@ def _merge_tracks(tracks: list[_Track], smeared: np.ndarray, unit: float, config
                 a.ys.extend([math.nan] * (b.x0 - a.x1))
                 a.ys.extend(b.ys)
                 a.strength += b.strength
-                kept.remove(b)
+                joined_tracks.remove(b)
                 joined = True
                 break
-    return kept
+    return joined_tracks
 
 
 def _split_at_gaps(track: _Track, ink: np.ndarray, smeared: np.ndarray, u: float, max_gap: float) -> list[_Track]:
@@ -673,28 +678,54 @@ def _block_tracks(sub: np.ndarray, u: float, config: SegmenterConfig) -> tuple[n
 
 
 def _zones(smeared: np.ndarray, tracks: list[_Track], reach: float, extend: int) -> np.ndarray:
-    """Label map (0 = none, k + 1 = track k): each column cut between tracks at the valley."""
+    """Label map (0 = none, k + 1 = track k): each column cut between tracks at the valley.
+
+    In each column the tracks present there, top to bottom, own the rows from the
+    previous cut to the smeared ink's lowest point before the next track's ridge; the
+    first and last reach ``reach`` beyond their ridge. All columns at once: the valleys
+    by one ``minimum.reduceat`` over (value, row) keys, the labels by a cumulative sum
+    of the label changes at the cuts.
+    """
     h, w = smeared.shape
-    zone = np.zeros((h, w), np.int32)
     xs = np.arange(w)
     ys = np.stack([t.y_at(xs) for t in tracks])  # tracks × columns
-    present = np.stack([(xs >= t.x0 - extend) & (xs < t.x1 + extend) for t in tracks])
-    for x in range(w):
-        here = np.flatnonzero(present[:, x])
-        if here.size == 0:
-            continue
-        here = here[np.argsort(ys[here, x])]
-        centres = np.round(ys[here, x]).astype(np.int64)
-        top = max(0, round(ys[here[0], x] - reach))
-        for i, k in enumerate(here.tolist()):
-            if i + 1 < here.size:
-                a, b = int(centres[i]), int(centres[i + 1])
-                bottom = a + 1 + int(np.argmin(smeared[a + 1: b, x])) if b - a > 1 else b
-            else:
-                bottom = min(h, round(ys[k, x] + reach) + 1)
-            zone[top:bottom, x] = k + 1
-            top = bottom
-    return zone
+    x0s = np.array([t.x0 for t in tracks])[:, None]
+    x1s = np.array([t.x1 for t in tracks])[:, None]
+    present = (xs >= x0s - extend) & (xs < x1s + extend)
+    key = np.where(present, ys, np.inf)
+    order = np.argsort(key, axis=0, kind="stable")  # per column: tracks by height, absent ones last
+    ranked = np.take_along_axis(key, order, axis=0)
+    valid = np.isfinite(ranked)
+    centres = np.round(np.where(valid, ranked, 0.0)).astype(np.int64)
+    # the cut below each track: the valley before the next one, or ``reach`` below the last
+    bottoms = np.minimum(h, np.round(np.where(valid, ranked, 0.0) + reach).astype(np.int64) + 1)
+    pair = valid[:-1] & valid[1:]
+    above, below = centres[:-1], centres[1:]
+    bottoms[:-1] = np.where(pair, below, bottoms[:-1])
+    deep = pair & (below - above > 1)
+    if deep.any():
+        # float32 bits order non-negative floats: (bits << 32 | row) has its minimum at the
+        # first lowest row, as np.argmin would
+        bits = np.maximum(smeared, 0).astype(np.float32).view(np.int32).T.astype(np.int64)
+        flat = ((bits << 32) | np.arange(h, dtype=np.int64)[None, :]).ravel()
+        r, c = np.nonzero(deep)
+        bounds = np.empty(2 * r.size, np.int64)
+        bounds[0::2] = c * h + above[r, c] + 1
+        bounds[1::2] = c * h + below[r, c]
+        bottoms[r, c] = np.minimum.reduceat(flat, bounds)[0::2] & 0xFFFFFFFF
+    labels = order + 1
+    # label changes down each column: at the first track's top, at each cut, and after the last
+    tops = np.maximum(0, np.round(np.where(valid[0], ranked[0], 0.0) - reach)).astype(np.int64)
+    n_here = valid.sum(axis=0)
+    changes = np.zeros((h + 2, w), np.int64)
+    cols = np.flatnonzero(n_here)
+    np.add.at(changes, (tops[cols], cols), labels[0, cols])
+    r, c = np.nonzero(valid)
+    last = r == n_here[c] - 1
+    nxt = np.minimum(r + 1, labels.shape[0] - 1)
+    step = np.where(last, -labels[r, c], labels[nxt, c] - labels[r, c])
+    np.add.at(changes, (np.minimum(bottoms[r, c], h), c), step)
+    return np.cumsum(changes, axis=0)[:h].astype(np.int32)
 
 
 # ----------------------------------------------------------------------------- lines
