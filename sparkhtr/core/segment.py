@@ -30,6 +30,7 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
 
@@ -364,12 +365,12 @@ def _find_ink(work: np.ndarray, config: SegmenterConfig
     return labels, stats, keep, seed, unit, px
 
 
-def _to_grid(mask: np.ndarray, q: int, gh: int, gw: int) -> np.ndarray:
-    """Share of ink per ``q × q`` cell of a 0/1 mask (the analysis grid, ``gh × gw`` cells)."""
-    h, w = mask.shape
-    padded = np.zeros((gh * q, gw * q), np.float32)
-    padded[:h, :w] = mask
-    return cv2.resize(padded, (gw, gh), interpolation=cv2.INTER_AREA)
+def _to_grid(px: _Pixels, chosen: np.ndarray, q: int, gh: int, gw: int) -> np.ndarray:
+    """Share of ink per ``q × q`` cell (the analysis grid, ``gh × gw`` cells) of the pixels
+    of the components ``chosen`` marks: counted from the pixel list, not the page."""
+    on = chosen[px.lab]
+    cells = (px.ys[on] // q) * gw + px.xs[on] // q
+    return (np.bincount(cells, minlength=gh * gw) / float(q * q)).astype(np.float32).reshape(gh, gw)
 
 
 def _upright_components(px: _Pixels, n: int, grid: np.ndarray, q: int, u: float, ratio: float) -> np.ndarray:
@@ -532,40 +533,61 @@ def _ridge_peaks(smeared: np.ndarray) -> list[np.ndarray]:
 
 
 def _link_tracks(peaks: list[np.ndarray], smeared: np.ndarray, max_dy: float, max_skip: int) -> list[_Track]:
-    """Link column peaks left to right into tracks (nearest continuation, gaps up to ``max_skip``)."""
+    """Link column peaks left to right into tracks (nearest continuation, gaps up to ``max_skip``).
+
+    In each column the (track, peak) pairs closer than ``max_dy`` are taken nearest
+    first, each track and peak at most once. A column holds a few dozen peaks, so plain
+    Python lists (with bisection for the candidates) beat numpy's per-call overhead.
+    """
     active: list[_Track] = []
-    last = np.zeros(0)  # last ridge y of each active track
-    idle = np.zeros(0, np.int64)  # columns since each active track's last peak
+    last: list[float] = []  # last ridge y of each active track
+    idle: list[int] = []  # columns since each active track's last peak
     done: list[_Track] = []
     for x, column in enumerate(peaks):
-        matched = np.full(len(active), -1)
-        claimed = np.zeros(column.size, bool)
-        if column.size and active:
-            dist = np.abs(last[:, None] - column[None, :])
-            t_idx, p_idx = np.nonzero(dist <= max_dy)
-            for k in np.argsort(dist[t_idx, p_idx], kind="stable"):
-                t, p = t_idx[k], p_idx[k]
+        col = column.tolist()
+        values = smeared[column, x].tolist()
+        matched = [-1] * len(active)
+        claimed = [False] * len(col)
+        if col and active:
+            pairs = []
+            for t, y in enumerate(last):
+                # widened by one on each side, then the exact test: no float edge cases
+                lo = max(0, bisect.bisect_left(col, y - max_dy) - 1)
+                hi = min(len(col), bisect.bisect_right(col, y + max_dy) + 1)
+                for p in range(lo, hi):
+                    d = abs(y - col[p])
+                    if d <= max_dy:
+                        pairs.append((d, t, p))
+            pairs.sort(key=lambda pair: pair[0])  # stable: ties keep (track, peak) order
+            for _, t, p in pairs:
                 if matched[t] < 0 and not claimed[p]:
                     matched[t] = p
                     claimed[p] = True
-        hit = matched >= 0
-        for t in np.flatnonzero(hit):
-            y = int(column[matched[t]])
-            track = active[t]
-            track.ys.extend([math.nan] * int(idle[t]))
-            track.ys.append(float(y))
-            track.strength += float(smeared[y, x])
-        alive = hit | (idle + 1 <= max_skip)
-        done.extend(active[t] for t in np.flatnonzero(~alive))
-        if column.size:
-            last = np.where(hit, column[np.maximum(matched, 0)], last)
-        last = last[alive]
-        idle = np.where(hit, 0, idle + 1)[alive]
-        active = [active[t] for t in np.flatnonzero(alive)]
-        new = column[~claimed]
-        active.extend(_Track(x, [float(y)], float(smeared[y, x])) for y in new.tolist())
-        last = np.concatenate([last, new.astype(np.float64)])
-        idle = np.concatenate([idle, np.zeros(new.size, np.int64)])
+        next_active: list[_Track] = []
+        next_last: list[float] = []
+        next_idle: list[int] = []
+        for t, track in enumerate(active):
+            p = matched[t]
+            if p >= 0:
+                if idle[t]:
+                    track.ys.extend([math.nan] * idle[t])
+                track.ys.append(float(col[p]))
+                track.strength += values[p]
+                next_active.append(track)
+                next_last.append(col[p])
+                next_idle.append(0)
+            elif idle[t] + 1 <= max_skip:
+                next_active.append(track)
+                next_last.append(last[t])
+                next_idle.append(idle[t] + 1)
+            else:
+                done.append(track)
+        for p, y in enumerate(col):
+            if not claimed[p]:
+                next_active.append(_Track(x, [float(y)], values[p]))
+                next_last.append(y)
+                next_idle.append(0)
+        active, last, idle = next_active, next_last, next_idle
     done.extend(active)
     return done
 
@@ -732,8 +754,9 @@ def _zones(smeared: np.ndarray, tracks: list[_Track], reach: float, extend: int)
 
 
 def _assign(labels: np.ndarray, px: _Pixels, stats: np.ndarray, keep: np.ndarray, seed: np.ndarray,
-            pixel_zone: np.ndarray, unit: float, n_lines: int) -> np.ndarray:
-    """Per-pixel line id (0 = none): each component joins the zone holding most of its pixels.
+            pixel_zone: np.ndarray, unit: float, n_lines: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel line id (0 = none), as a map and per ink pixel: each component joins the zone
+    holding most of its pixels.
 
     A tall word component shared by two zones (touching ascenders and descenders) is cut
     along the zone boundary. Small marks (dots, accents, specks) join a line only when
@@ -777,7 +800,7 @@ def _assign(labels: np.ndarray, px: _Pixels, stats: np.ndarray, keep: np.ndarray
         own = np.where(extra > 0, extra, own)
     owner = np.zeros(labels.shape, np.int32)
     owner[ys, xs] = own
-    return owner
+    return owner, own
 
 
 def _line_boxes(own: np.ndarray, ys: np.ndarray, xs: np.ndarray, n_lines: int) -> tuple[np.ndarray, np.ndarray]:
@@ -980,7 +1003,7 @@ def segment_lines(gray: np.ndarray, config: SegmenterConfig = SegmenterConfig())
     # analysis grid: about 8 cells per text height, enough to resolve lines, cheap to smear
     q = max(1, round(unit / 8))
     gh, gw = math.ceil(h / q), math.ceil(w / q)
-    grid = _to_grid(seed[labels], q, gh, gw)
+    grid = _to_grid(px, seed, q, gh, gw)
     u = unit / q  # text height in grid cells
     cy, cx = np.nonzero(grid)
     blocks = _xy_cut(cy, cx, grid[cy, cx].astype(np.float64), (), config.column_gap * u, config.block_gap * u)
@@ -992,7 +1015,7 @@ def segment_lines(gray: np.ndarray, config: SegmenterConfig = SegmenterConfig())
             seed &= ~upright
             if not seed.any():
                 return []
-            grid = _to_grid(seed[labels], q, gh, gw)
+            grid = _to_grid(px, seed, q, gh, gw)
 
     pixel_zone = np.zeros((h, w), np.int32)  # line id per pixel (0 = none)
     order: list[tuple[int, float, int]] = []  # (block, centre y, left x) of line id k at index k - 1
@@ -1022,9 +1045,8 @@ def segment_lines(gray: np.ndarray, config: SegmenterConfig = SegmenterConfig())
     if not order:
         return []
 
-    owner = _assign(labels, px, stats, keep, seed, pixel_zone, unit, len(order))
-    ys, xs = np.nonzero(owner)
-    boxes, counts = _line_boxes(owner[ys, xs], ys, xs, len(order))
+    owner, own = _assign(labels, px, stats, keep, seed, pixel_zone, unit, len(order))
+    boxes, counts = _line_boxes(own, px.ys, px.xs, len(order))
     _absorb_fragments(owner, boxes, counts, [b for b, _, _ in order], unit)
     pad = max(1, round(config.padding * unit))
     # the ink of a well-filled line: tiny "lines" (ticks, specks, stray marks) hold a few percent of it
