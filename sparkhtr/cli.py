@@ -28,6 +28,14 @@ def _session(args: argparse.Namespace):
     return get_or_create_session(master=args.master, profile=args.profile)
 
 
+def _add_decoder_option(p: argparse.ArgumentParser) -> None:
+    from sparkhtr.core.recognize import DECODERS, DEFAULT_DECODER
+
+    p.add_argument("--decoder", default=DEFAULT_DECODER, choices=DECODERS,
+                   help="greedy (fastest) or beam: beam search with the model's character language model "
+                        f"(default {DEFAULT_DECODER})")
+
+
 def _add_spark_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--master", default=None, help="Spark master (default local[*], or $SPARKHTR_MASTER)")
     p.add_argument("--profile", default="local", help="Spark conf profile name or .conf path (default local)")
@@ -40,7 +48,8 @@ def cmd_recognize(args: argparse.Namespace) -> int:
 
     spark = _session(args)
     if args.lines:
-        rows = recognize_lines(spark, args.inputs, model=args.model, device=args.device, glob=args.glob)
+        rows = recognize_lines(spark, args.inputs, model=args.model, device=args.device, glob=args.glob,
+                               decoder=args.decoder)
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         with open(out, "w", encoding="utf-8") as fh:
@@ -62,7 +71,8 @@ def cmd_recognize(args: argparse.Namespace) -> int:
 
     summary = recognize_to_tables(spark, args.inputs, args.out, model=args.model, device=args.device,
                                   glob=args.glob, pdf_dpi=args.pdf_dpi, progress=show, reprocess=args.reprocess,
-                                  retry_errors=args.retry_errors, files_per_commit=args.files_per_commit)
+                                  retry_errors=args.retry_errors, files_per_commit=args.files_per_commit,
+                                  decoder=args.decoder)
     bar.close()
     print(
         f"run {summary.run_id}: {summary.files} files ({summary.files_skipped} already done), "
@@ -82,7 +92,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     query = watch_to_tables(spark, args.input, args.out, checkpoint=args.checkpoint, model=args.model,
                             device=args.device, pdf_dpi=args.pdf_dpi, glob=args.glob,
                             max_files_per_trigger=args.max_files_per_trigger, interval_seconds=args.interval,
-                            available_now=args.once)
+                            available_now=args.once, decoder=args.decoder)
     print(f"watching {args.input} → {args.out} (Ctrl-C stops; a restart resumes from the checkpoint)")
     with contextlib.suppress(KeyboardInterrupt):
         query.awaitTermination(args.timeout)
@@ -132,7 +142,8 @@ def cmd_eval_lines(args: argparse.Namespace) -> int:
     if not files:
         print(f"no Parquet files under {root}", file=sys.stderr)
         return 2
-    recognizer = LineRecognizer(resolve_model(args.model), device=args.device, threads=args.threads)
+    recognizer = LineRecognizer(resolve_model(args.model), device=args.device, threads=args.threads,
+                                decoder=args.decoder)
     report = evaluate_parquets(recognizer, files, args.limit)
     print(f"{'dataset':<12}{'lines':>7}{'CER %':>9}{'WER %':>9}")
     for name, row in report["datasets"].items():
@@ -181,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--lines", action="store_true", help="each image is one text line: no segmentation")
     rec.add_argument("--model", default=None, help="bundled model name or model folder (default: bundled default)")
     rec.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    _add_decoder_option(rec)
     rec.add_argument("--glob", default=None, help="only files whose name matches this glob, e.g. '*.png'")
     rec.add_argument("--pdf-dpi", type=int, default=200)
     rec.add_argument("--no-progress", action="store_true")
@@ -202,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
     watch.add_argument("--model", default=None)
     watch.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    _add_decoder_option(watch)
     watch.add_argument("--glob", default=None)
     watch.add_argument("--pdf-dpi", type=int, default=200)
     _add_spark_options(watch)
@@ -224,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--split", default="val")
     ev.add_argument("--model", default=None)
     ev.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    _add_decoder_option(ev)
     ev.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0 = all cores)")
     ev.add_argument("--limit", type=int, default=None, help="lines per file")
     ev.add_argument("--json", default=None, help="also write the report as JSON here")

@@ -20,6 +20,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from sparkhtr import __version__
+from sparkhtr.core.recognize import DEFAULT_DECODER, recognizer_ref
 from sparkhtr.errors import ConfigError
 from sparkhtr.io.delta import read_delta, replace_groups, table_exists
 from sparkhtr.spark.files import read_binary_files, read_listed_files
@@ -116,11 +117,13 @@ def _count_progress(df: DataFrame) -> tuple[DataFrame, list[Accumulator[int]]]:
     return df.mapInArrow(count, df.schema), [files_acc, pages_acc, lines_acc]
 
 
-def default_pipeline(*, model: str | None = None, device: str = "auto", pdf_dpi: int = 200) -> PipelineModel:
+def default_pipeline(*, model: str | None = None, device: str = "auto", pdf_dpi: int = 200,
+                     decoder: str = DEFAULT_DECODER) -> PipelineModel:
     """The default pipeline as a fitted model (every stage is a Transformer: nothing to fit)."""
     from sparkhtr.registry import DEFAULT_MODEL
 
-    return PipelineModel(build_pipeline(model=model or DEFAULT_MODEL, device=device, pdf_dpi=pdf_dpi).getStages())
+    return PipelineModel(build_pipeline(model=model or DEFAULT_MODEL, device=device, pdf_dpi=pdf_dpi,
+                                        decoder=decoder).getStages())
 
 
 def write_batch(files: DataFrame, out_dir: str, pipeline: PipelineModel, *, run_id: str, processed_at: datetime,
@@ -173,7 +176,8 @@ def record_run(spark: SparkSession, out_dir: str, summary: RunSummary, started: 
 def recognize_to_tables(spark: SparkSession, inputs: Sequence[str], out_dir: str, *, model: str | None = None,
                         device: str = "auto", glob: str | None = None, pdf_dpi: int = 200,
                         progress: ProgressCallback | None = None, reprocess: bool = False,
-                        retry_errors: bool = False, files_per_commit: int = 1000) -> RunSummary:
+                        retry_errors: bool = False, files_per_commit: int = 1000,
+                        decoder: str = DEFAULT_DECODER) -> RunSummary:
     """Recognise the new and changed files under ``inputs`` into ``out_dir/{pages,lines,runs}``; rerun-safe.
 
     Files already in ``pages`` are skipped before anything is decoded
@@ -191,8 +195,8 @@ def recognize_to_tables(spark: SparkSession, inputs: Sequence[str], out_dir: str
 
     if files_per_commit < 1:
         raise ConfigError(f"files_per_commit must be at least 1, not {files_per_commit}")
-    pipeline = default_pipeline(model=model, device=device, pdf_dpi=pdf_dpi)
-    recognizer = resolve_model(model).ref
+    pipeline = default_pipeline(model=model, device=device, pdf_dpi=pdf_dpi, decoder=decoder)
+    recognizer = recognizer_ref(resolve_model(model), decoder)
     run_id = uuid.uuid4().hex
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
@@ -265,12 +269,12 @@ def _batches(spark: SparkSession, listing: DataFrame, plan: FilePlan, size: int)
 
 
 def recognize_lines(spark: SparkSession, inputs: Sequence[str], *, model: str | None = None, device: str = "auto",
-                    glob: str | None = None) -> list[dict[str, object]]:
+                    glob: str | None = None, decoder: str = DEFAULT_DECODER) -> list[dict[str, object]]:
     """Each input image is one text line: ``[{"path", "text", "confidence", "error"}]`` sorted by path."""
     from sparkhtr.registry import DEFAULT_MODEL
 
     files = read_binary_files(spark, inputs, glob)
-    pipeline = build_pipeline(model=model or DEFAULT_MODEL, device=device, lines_mode=True)
+    pipeline = build_pipeline(model=model or DEFAULT_MODEL, device=device, lines_mode=True, decoder=decoder)
     recognized = pipeline.fit(files).transform(files)
     rows = recognized.select(
         "path", "page", "status", "error",

@@ -25,6 +25,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 from pyspark.sql.types import BinaryType, LongType, StringType, StructField, StructType, TimestampType
 
+from sparkhtr.core.recognize import DEFAULT_DECODER, recognizer_ref
 from sparkhtr.errors import ConfigError
 from sparkhtr.io.delta import read_delta, table_exists
 from sparkhtr.runner import BatchStats, RunSummary, default_pipeline, record_run, write_batch
@@ -73,6 +74,7 @@ def watch_to_tables(
     interval_seconds: float = 10.0,
     available_now: bool = False,
     glob: str | None = None,
+    decoder: str = DEFAULT_DECODER,
 ) -> StreamingQuery:
     """Start a streaming query that recognises every new file under ``input_path`` into ``out_dir``.
 
@@ -86,8 +88,8 @@ def watch_to_tables(
 
     if max_files_per_trigger < 1:
         raise ConfigError(f"max_files_per_trigger must be at least 1, not {max_files_per_trigger}")
-    pipeline = default_pipeline(model=model, device=device, pdf_dpi=pdf_dpi)
-    recognizer = resolve_model(model).ref
+    pipeline = default_pipeline(model=model, device=device, pdf_dpi=pdf_dpi, decoder=decoder)
+    recognizer = recognizer_ref(resolve_model(model), decoder)
     state = WatchState(
         summary=RunSummary(run_id=uuid.uuid4().hex, input=f"watch:{input_path}", files=0, pages=0, errors=0, lines=0,
                            seconds=0.0, recognizer=recognizer, segmenter=None),

@@ -12,9 +12,12 @@ long pauses do not inflate it).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from sparkhtr.core.alphabet import BLANK_INDEX
+from sparkhtr.core.lm import CharNgramLM
 
 
 def greedy_decode(log_probs: np.ndarray, lengths: np.ndarray) -> list[tuple[list[int], float]]:
@@ -43,4 +46,99 @@ def greedy_decode(log_probs: np.ndarray, lengths: np.ndarray) -> list[tuple[list
         else:
             confidence = float(np.exp(logp.mean())) if n else 0.0
         results.append((emitted.tolist(), confidence))
+    return results
+
+
+_NEG = -1e30
+
+
+def _logaddexp(a: float, b: float) -> float:
+    if a < b:
+        a, b = b, a
+    return a if b <= _NEG else a + math.log1p(math.exp(b - a))
+
+
+def _beam_line(log_probs: np.ndarray, characters: str, lm: CharNgramLM | None, beam_width: int,
+               alpha: float, beta: float, prune: float, max_candidates: int) -> str:
+    """CTC prefix beam search over one line's ``log_probs[time, classes]``."""
+    # text -> [log P(text, ends in blank), log P(text, ends in its last char), alpha * LM log-prob]
+    beams: dict[str, list[float]] = {"": [0.0, _NEG, 0.0]}
+    class_of = {c: i + 1 for i, c in enumerate(characters)}
+    eos = len(characters)
+    lm_rows: dict[str, list[float]] = {}
+    # Python floats: numpy scalars are several times slower in this loop
+    rows = log_probs.tolist()
+    candidate_mask = log_probs[:, 1:] > prune
+    for t, row in enumerate(rows):
+        blank = row[BLANK_INDEX]
+        candidates = np.flatnonzero(candidate_mask[t])
+        if candidates.size > max_candidates:
+            candidates = candidates[np.argsort(log_probs[t, 1 + candidates])[-max_candidates:]]
+        extend = [(c, characters[c], row[c + 1]) for c in candidates.tolist()]
+        step: dict[str, list[float]] = {}
+        for text, (p_blank, p_char, lm_score) in beams.items():
+            total = _logaddexp(p_blank, p_char)
+            entry = step.get(text)
+            if entry is None:
+                entry = step[text] = [_NEG, _NEG, lm_score]
+            entry[0] = _logaddexp(entry[0], total + blank)
+            if text:
+                # the last character held for one more frame: same text
+                entry[1] = _logaddexp(entry[1], p_char + row[class_of[text[-1]]])
+            if not extend:
+                continue
+            if lm is not None:
+                lm_row = lm_rows.get(text)
+                if lm_row is None:
+                    lm_row = lm_rows[text] = (alpha * lm.log_probs(text)).tolist()
+            last = text[-1] if text else ""
+            for c, char, logp in extend:
+                # a repeated character needs a blank between the two
+                source = p_blank if char == last else total
+                new = text + char
+                extended = step.get(new)
+                if extended is None:
+                    extended = step[new] = [_NEG, _NEG, lm_score + (lm_row[c] if lm is not None else 0.0)]
+                extended[1] = _logaddexp(extended[1], source + logp)
+        if len(step) > beam_width:
+            scored = sorted(((_logaddexp(v[0], v[1]) + v[2] + beta * len(k), k) for k, v in step.items()),
+                            reverse=True)
+            step = {k: step[k] for _, k in scored[:beam_width]}
+        beams = step
+
+    def final(item: tuple[str, list[float]]) -> float:
+        text, (p_blank, p_char, lm_score) = item
+        end = alpha * float(lm.log_probs(text)[eos]) if lm is not None else 0.0
+        return _logaddexp(p_blank, p_char) + lm_score + end + beta * len(text)
+
+    return max(beams.items(), key=final)[0]
+
+
+def beam_decode(log_probs: np.ndarray, lengths: np.ndarray, characters: str, lm: CharNgramLM | None = None, *,
+                beam_width: int = 16, alpha: float = 0.5, beta: float = 1.0, prune: float = -5.0,
+                max_candidates: int = 8) -> list[tuple[str, float]]:
+    """CTC prefix beam search with an optional character language model (shallow fusion).
+
+    Each hypothesis scores ``log P_ctc + alpha * log P_lm + beta * characters``; ``prune``
+    skips characters whose frame log-probability is lower, and at most ``max_candidates``
+    characters extend a beam per frame. Returns ``(text, confidence)`` per line, where the
+    confidence is the best path's (see :func:`greedy_decode`): the language model changes
+    the words, not how sure the model was of its frames.
+
+    >>> logp = np.log(np.array([[[0.1, 0.9, 0.0], [0.6, 0.0, 0.4], [0.1, 0.0, 0.9]]]) + 1e-9)
+    >>> [(text, round(conf, 3)) for text, conf in beam_decode(logp, np.array([3]), "ab")]
+    [('ab', 0.9)]
+    """
+    if log_probs.ndim != 3:
+        raise ValueError(f"expected [batch, time, classes], got {log_probs.shape}")
+    if log_probs.shape[2] != len(characters) + 1:
+        raise ValueError(f"{log_probs.shape[2]} classes, but {len(characters)} characters + blank")
+    if lm is not None and lm.characters != characters:
+        raise ValueError("the language model's alphabet differs from the recogniser's")
+    confidences = greedy_decode(log_probs, lengths)
+    results = []
+    for b in range(log_probs.shape[0]):
+        n = int(min(lengths[b], log_probs.shape[1]))
+        text = _beam_line(log_probs[b, :n], characters, lm, beam_width, alpha, beta, prune, max_candidates)
+        results.append((text, confidences[b][1]))
     return results

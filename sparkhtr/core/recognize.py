@@ -25,17 +25,19 @@ import numpy as np
 import onnxruntime as ort
 
 from sparkhtr.core.alphabet import Alphabet
-from sparkhtr.core.ctc import greedy_decode
+from sparkhtr.core.ctc import beam_decode, greedy_decode
 from sparkhtr.core.lines import normalize_line
+from sparkhtr.core.lm import CharNgramLM
 from sparkhtr.core.types import RecognizedLine
 from sparkhtr.errors import ConfigError, ModelError
-from sparkhtr.registry import ModelManifest, verify_model
+from sparkhtr.registry import ModelManifest, file_sha256, verify_model
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "fp16")
 Provider = str | tuple[str, dict[str, Any]]
 
 _sessions: dict[tuple[Any, ...], ort.InferenceSession] = {}
+_language_models: dict[str, CharNgramLM] = {}
 _lock = threading.Lock()
 # Counts real session creations in this process: the benchmarks read it to prove
 # that a worker loads the model once, not once per batch.
@@ -73,6 +75,55 @@ class BatchPolicy:
                    max_width=base.max_width, width_multiple=base.width_multiple)
 
 
+DECODERS = ("greedy", "beam")
+DEFAULT_DECODER = "greedy"
+
+
+def recognizer_ref(manifest: ModelManifest, decoder: str = DEFAULT_DECODER) -> str:
+    """What the tables' ``recognizer`` column records: ``name@version``, plus ``+charlm`` for beam search.
+
+    The decoder changes the text, so a rerun tells the two apart like two model versions.
+
+    >>> from sparkhtr.registry import resolve_model
+    >>> recognizer_ref(resolve_model(), "beam").endswith("+charlm")
+    True
+    """
+    if decoder not in DECODERS:
+        raise ConfigError(f"decoder must be one of {', '.join(DECODERS)}, not {decoder!r}")
+    return manifest.ref + ("+charlm" if decoder == "beam" else "")
+
+
+@dataclass(frozen=True)
+class BeamSettings:
+    """CTC beam search with a character language model (see :func:`sparkhtr.core.ctc.beam_decode`).
+
+    :meth:`for_model` reads the model's bundled language model and the weights tuned for it
+    (``language_model`` in ``manifest.json``).
+    """
+
+    language_model: CharNgramLM | None
+    beam_width: int = 16
+    alpha: float = 0.5
+    beta: float = 1.0
+
+    @classmethod
+    def for_model(cls, manifest: ModelManifest, beam_width: int = 0) -> BeamSettings:
+        """The beam settings a manifest declares; :class:`ModelError` when it has no language model."""
+        spec = manifest.extra.get("language_model")
+        if not isinstance(spec, dict) or "file" not in spec:
+            raise ModelError(f"{manifest.ref} ships no language model; use decoder='greedy'")
+        path = manifest.model_path.parent / spec["file"]
+        if not path.is_file():
+            raise ModelError(f"language model missing: {path}")
+        if spec.get("sha256") and file_sha256(path) != spec["sha256"]:
+            raise ModelError(f"sha256 mismatch for {path}")
+        lm = _language_models.get(str(path))
+        if lm is None:
+            lm = _language_models[str(path)] = CharNgramLM.load(path)
+        return cls(lm, beam_width or int(spec.get("beam_width", 16)), float(spec.get("alpha", 0.5)),
+                   float(spec.get("beta", 1.0)))
+
+
 @dataclass
 class RecognizerStats:
     """What a :class:`LineRecognizer` did: lines, batches, padded pixels and seconds in inference."""
@@ -83,6 +134,7 @@ class RecognizerStats:
     padded_pixels: int = 0
     prepare_seconds: float = 0.0
     infer_seconds: float = 0.0
+    decode_seconds: float = 0.0
 
     @property
     def padding(self) -> float:
@@ -297,11 +349,16 @@ class LineRecognizer:
     ``prepare_threads``: threads that normalise crops (OpenCV and numpy release the GIL);
     default ``threads`` on CUDA, where host-side preparation is the bottleneck, else 1 (on
     CPU the cores are onnxruntime's).
+    ``decoder``: ``greedy`` (best path) or ``beam`` (prefix beam search with the model's
+    character language model; ``beam`` overrides the manifest's settings).
     """
 
     def __init__(self, manifest: ModelManifest, *, device: str = "auto", threads: int = 0, gpu_id: int = 0,
                  policy: BatchPolicy | None = None, verify: bool = True, precision: str = "fp32",
-                 io_binding: bool | None = None, prepare_threads: int | None = None) -> None:
+                 io_binding: bool | None = None, prepare_threads: int | None = None,
+                 decoder: str = DEFAULT_DECODER, beam: BeamSettings | None = None) -> None:
+        if decoder not in DECODERS:
+            raise ConfigError(f"decoder must be one of {', '.join(DECODERS)}, not {decoder!r}")
         if manifest.kind != "ctc-line-recognizer":
             raise ModelError(f"{manifest.ref} is a {manifest.kind!r}, not a ctc-line-recognizer")
         path = verify_model(manifest) if verify else manifest.model_path
@@ -319,6 +376,8 @@ class LineRecognizer:
         self.prepare_threads = max(int(prepare_threads), 1)
         self._pool: ThreadPoolExecutor | None = None
         self.stats = RecognizerStats()
+        # None: greedy decoding
+        self.beam = (beam or BeamSettings.for_model(manifest)) if decoder == "beam" else None
         self.input_name = self.session.get_inputs()[0].name
         outputs = self.session.get_outputs()[0]
         self.output_name = outputs.name
@@ -347,6 +406,16 @@ class LineRecognizer:
         binding.bind_output(self.output_name, "cpu")  # CTC decoding runs on the host
         self.session.run_with_iobinding(binding)
         return binding.copy_outputs_to_cpu()[0]
+
+    def decode(self, log_probs: np.ndarray, lengths: np.ndarray) -> list[RecognizedLine]:
+        """Text and confidence of each line of a batch's ``log_probs[batch, frames, classes]``."""
+        if self.beam is None:
+            return [RecognizedLine(self.alphabet.decode(classes), confidence)
+                    for classes, confidence in greedy_decode(log_probs, lengths)]
+        b = self.beam
+        return [RecognizedLine(text, confidence) for text, confidence in beam_decode(
+            log_probs, lengths, self.manifest.alphabet, b.language_model, beam_width=b.beam_width,
+            alpha=b.alpha, beta=b.beta)]
 
     def recognize(self, crops: Sequence[np.ndarray | None]) -> list[RecognizedLine]:
         """Text and confidence of each crop, in input order; empty crops give ``("", 0.0)``."""
@@ -382,8 +451,10 @@ class LineRecognizer:
             self.stats.padded_pixels += tensor.size
             self.stats.pixels += height * sum(inputs[i].shape[1] for i in members)
             lengths = np.array([-(-inputs[i].shape[1] // stride) for i in members])
-            for i, (classes, confidence) in zip(members, greedy_decode(log_probs, lengths), strict=True):
-                results[i] = RecognizedLine(self.alphabet.decode(classes), confidence)
+            start = time.perf_counter()
+            for i, line in zip(members, self.decode(log_probs, lengths), strict=True):
+                results[i] = line
+            self.stats.decode_seconds += time.perf_counter() - start
         self.stats.lines += len(crops)
         return [r if r is not None else RecognizedLine("", 0.0) for r in results]
 

@@ -10,6 +10,7 @@ from pyspark.ml import Pipeline
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from sparkhtr.core.recognize import DEFAULT_DECODER
 from sparkhtr.registry import DEFAULT_MODEL
 from sparkhtr.spark.binary_to_image import BinaryToImage
 from sparkhtr.spark.image_preprocessor import ImagePreprocessor
@@ -19,7 +20,7 @@ from sparkhtr.spark.schemas import LINES_TABLE, PAGES_TABLE
 
 
 def build_pipeline(*, model: str = DEFAULT_MODEL, device: str = "auto", lines_mode: bool = False,
-                   pdf_dpi: int = 200, deskew: bool = True) -> Pipeline:
+                   pdf_dpi: int = 200, deskew: bool = True, decoder: str = DEFAULT_DECODER) -> Pipeline:
     """``BinaryToImage → ImagePreprocessor → LineSegmenter → HandwrittenTextRecognizer``.
 
     ``lines_mode`` is for inputs where each image is one text line: no deskew, no
@@ -29,7 +30,7 @@ def build_pipeline(*, model: str = DEFAULT_MODEL, device: str = "auto", lines_mo
         BinaryToImage(pdfDpi=pdf_dpi),
         ImagePreprocessor(deskew=deskew and not lines_mode, normalizeContrast=not lines_mode),
         LineSegmenter(method="whole" if lines_mode else "classical"),
-        HandwrittenTextRecognizer(model=model, device=device),
+        HandwrittenTextRecognizer(model=model, device=device, decoder=decoder),
     ]
     return Pipeline(stages=stages)
 

@@ -33,7 +33,18 @@ from pyspark.sql.pandas.types import to_arrow_type
 from pyspark.sql.types import StringType, StructField
 
 from sparkhtr.core import recognize as core
-from sparkhtr.core.recognize import DEVICES, PRECISIONS, BatchPolicy, LineRecognizer, cuda_device_index, task_threads
+from sparkhtr.core.recognize import (
+    DECODERS,
+    DEFAULT_DECODER,
+    DEVICES,
+    PRECISIONS,
+    BatchPolicy,
+    BeamSettings,
+    LineRecognizer,
+    cuda_device_index,
+    recognizer_ref,
+    task_threads,
+)
 from sparkhtr.errors import ConfigError, ModelError
 from sparkhtr.registry import DEFAULT_MODEL, resolve_model
 from sparkhtr.spark.base import (
@@ -50,14 +61,14 @@ log = logging.getLogger(__name__)
 # (conf/gpu-cluster.conf) can then switch on GPU recognition for jobs that build the
 # default pipeline (``sparkhtr recognize``, ``jobs/recognize.py``).
 CONF_PREFIX = "spark.sparkhtr.recognizer."
-CONF_PARAMS: dict[str, type] = {"device": str, "precision": str, "taskGpus": float, "taskCpus": int,
+CONF_PARAMS: dict[str, type] = {"device": str, "precision": str, "decoder": str, "taskGpus": float, "taskCpus": int,
                                 "numPartitions": int}
 _recognizers: dict[tuple[Any, ...], LineRecognizer] = {}
 _lock = threading.Lock()
 
 
 def worker_recognizer(model: str, sha256: str, device: str, batch_lines: int, batch_pixels: int,
-                      precision: str = "fp32") -> LineRecognizer:
+                      precision: str = "fp32", decoder: str = DEFAULT_DECODER) -> LineRecognizer:
     """This worker's recogniser for the model, created on first use (the file is hashed once).
 
     onnxruntime gets the task's cores as intra-op threads (``SPARKHTR_ORT_THREADS``
@@ -73,14 +84,15 @@ def worker_recognizer(model: str, sha256: str, device: str, batch_lines: int, ba
         gpus = context.resources().get("gpu")
         if gpus is not None and gpus.addresses:
             gpu_id = cuda_device_index(gpus.addresses[0])
-    key = (model, sha256, device, threads, gpu_id, batch_lines, batch_pixels, precision)
+    key = (model, sha256, device, threads, gpu_id, batch_lines, batch_pixels, precision, decoder)
     with _lock:
         recognizer = _recognizers.get(key)
         if recognizer is None:
             manifest = resolve_model(model)
             if manifest.sha256 != sha256:
                 raise ModelError(f"model {model!r} on this worker has sha256 {manifest.sha256}, driver saw {sha256}")
-            recognizer = LineRecognizer(manifest, device=device, threads=threads, gpu_id=gpu_id, precision=precision)
+            recognizer = LineRecognizer(manifest, device=device, threads=threads, gpu_id=gpu_id, precision=precision,
+                                        decoder=decoder)
             if batch_lines or batch_pixels:
                 recognizer.policy = BatchPolicy.for_device(recognizer.device, batch_lines, batch_pixels)
             _recognizers[key] = recognizer
@@ -179,6 +191,9 @@ class HandwrittenTextRecognizer(ArrowTransformer, HasInputCol, HasOutputCol):
                                     "expected sha256 of the ONNX file ('' = the manifest's)", TypeConverters.toString)
     device: Param[str] = Param(Params._dummy(), "device", "auto, cpu or cuda", TypeConverters.toString)
     precision: Param[str] = Param(Params._dummy(), "precision", "fp32, or fp16 (CUDA only)", TypeConverters.toString)
+    decoder: Param[str] = Param(Params._dummy(), "decoder",
+                                "greedy, or beam (beam search with the model's character language model)",
+                                TypeConverters.toString)
     batchLines: Param[int] = Param(Params._dummy(), "batchLines", "most lines per inference batch (0 = device default)",
                                    TypeConverters.toInt)
     batchPixels: Param[int] = Param(Params._dummy(), "batchPixels",
@@ -196,7 +211,8 @@ class HandwrittenTextRecognizer(ArrowTransformer, HasInputCol, HasOutputCol):
 
     @keyword_only
     def __init__(self, *, inputCol: str = "lines", outputCol: str = "lines", model: str = DEFAULT_MODEL,
-                 modelSha256: str = "", device: str = "auto", precision: str = "fp32", batchLines: int = 0,
+                 modelSha256: str = "", device: str = "auto", precision: str = "fp32",
+                 decoder: str = DEFAULT_DECODER, batchLines: int = 0,
                  batchPixels: int = 0, keepCrops: bool = False, taskGpus: float = 0.0, taskCpus: int = 1,
                  numPartitions: int = 0, handleInvalid: str = "keep") -> None:
         super().__init__()
@@ -235,6 +251,8 @@ class HandwrittenTextRecognizer(ArrowTransformer, HasInputCol, HasOutputCol):
             raise ConfigError(f"device must be one of {DEVICES}, got {values['device']!r}")
         if values["precision"] not in PRECISIONS:
             raise ConfigError(f"precision must be one of {PRECISIONS}, got {values['precision']!r}")
+        if values["decoder"] not in DECODERS:
+            raise ConfigError(f"decoder must be one of {DECODERS}, got {values['decoder']!r}")
         if values["precision"] == "fp16" and values["device"] == "cpu":
             raise ConfigError("precision='fp16' needs device='cuda' or 'auto' (no fp16 kernels on CPU)")
         if min(values["taskGpus"], values["numPartitions"], self.getBatchLines(), self.getBatchPixels()) < 0:
@@ -274,8 +292,11 @@ class HandwrittenTextRecognizer(ArrowTransformer, HasInputCol, HasOutputCol):
         schema = replace_fields(dataset.schema, add=added)
         line_type = to_arrow_type(LINES)
         plain = (self.getModel(), manifest.sha256, params["device"], self.getBatchLines(), self.getBatchPixels(),
-                 params["precision"])
-        ref, keep_crops, fail = manifest.ref, self.getKeepCrops(), self.getHandleInvalid() == "error"
+                 params["precision"], params["decoder"])
+        if params["decoder"] == "beam":
+            BeamSettings.for_model(manifest)  # fail on the driver when the model ships no language model
+        ref = recognizer_ref(manifest, params["decoder"])
+        keep_crops, fail = self.getKeepCrops(), self.getHandleInvalid() == "error"
         metrics = self._metrics = _accumulator(dataset)
 
         def recognize_batch(batch: pa.RecordBatch) -> list[pa.RecordBatch]:

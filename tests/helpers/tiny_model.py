@@ -65,3 +65,15 @@ def blob_line(blobs: int, height: int = 40, blob_width: int = 24, gap: int = 40)
         x = gap + k * (blob_width + gap)
         image[height // 4: 3 * height // 4, x: x + blob_width] = 20
     return image
+
+
+def add_language_model(folder: Path, texts: list[str], order: int = 3, alpha: float = 0.5, beta: float = 1.0) -> Path:
+    """Give a model folder a character LM trained on ``texts`` (declared in its manifest)."""
+    from sparkhtr.core.lm import CharNgramLM
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    CharNgramLM.train(texts, manifest["alphabet"], order).save(folder / "charlm.json.gz")
+    manifest["language_model"] = {"file": "charlm.json.gz", "sha256": file_sha256(folder / "charlm.json.gz"),
+                                  "order": order, "alpha": alpha, "beta": beta, "beam_width": 8}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder

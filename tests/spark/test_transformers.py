@@ -110,6 +110,29 @@ def test_recognizer_with_tiny_model_in_lines_mode(spark, tmp_path, tiny_model_di
     assert all(crop is None and ref == "tiny-ctc@0.0.1" for _, crop, ref in got.values())
 
 
+def test_recognizer_beam_decoder_in_spark(spark, tmp_path):
+    from tests.helpers.tiny_model import add_language_model, make_tiny_model_dir
+
+    model_dir = add_language_model(make_tiny_model_dir(tmp_path / "model"), ["a", "aa", "aaa"])
+    images = tmp_path / "images"
+    images.mkdir()
+    for k in (1, 3):
+        (images / f"line{k}.png").write_bytes(_png(blob_line(k)))
+    files = spark.read.format("binaryFile").load(str(images))
+    recognizer = HandwrittenTextRecognizer(model=str(model_dir), device="cpu", decoder="beam")
+    stages = [BinaryToImage(), ImagePreprocessor(deskew=False, normalizeContrast=False),
+              LineSegmenter(method="whole"), recognizer]
+    model = Pipeline(stages=stages).fit(files)
+    model.write().overwrite().save(str(tmp_path / "pipeline"))
+    loaded = PipelineModel.load(str(tmp_path / "pipeline"))
+    assert loaded.stages[-1].getDecoder() == "beam"
+    got = {r.path.rsplit("/", 1)[-1]: (r.lines[0].text, r.recognizer) for r in loaded.transform(files).collect()}
+    assert got == {"line1.png": ("a", "tiny-ctc@0.0.1+charlm"), "line3.png": ("aaa", "tiny-ctc@0.0.1+charlm")}
+    with pytest.raises(ConfigError, match="decoder"):
+        HandwrittenTextRecognizer(model=str(model_dir), decoder="viterbi").transform(
+            Pipeline(stages=stages[:3]).fit(files).transform(files))
+
+
 def test_pipeline_save_load_round_trip(spark, files_df, tmp_path, tiny_model_dir):
     stages = [BinaryToImage(pdfDpi=120, maxPages=50), ImagePreprocessor(maxSkew=8.0),
               LineSegmenter(cropHeight=48),

@@ -1,0 +1,145 @@
+"""Character n-gram language model for CTC beam search.
+
+A Witten-Bell interpolated character n-gram over a recogniser's alphabet plus an
+end-of-line symbol, trained from plain text lines. Character models need no word list,
+so they cope with names, abbreviations and the mixed English/French of archives. The
+model is small (counts of the n-grams seen in training) and is stored as gzipped JSON
+beside the ONNX model.
+
+>>> lm = CharNgramLM.train(["le chat", "le chien"], "abcdefghijklmnopqrstuvwxyz ", order=3)
+>>> lm.log_probs("le c")[lm.index["h"]] > lm.log_probs("le c")[lm.index["z"]]
+True
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+from collections import Counter, OrderedDict
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+# Control characters never occur in normalised text, so they are safe as line markers.
+BOS = "\x02"
+EOS = "\x03"
+
+
+class CharNgramLM:
+    """Witten-Bell interpolated character n-gram; ``log_probs(history)`` is a vector over ``symbols``.
+
+    ``symbols`` are the alphabet's characters followed by :data:`EOS`; ``index`` maps a
+    symbol to its position. Distributions are cached per context (an LRU of ``cache_size``
+    contexts), since beam search asks for the same few histories many times.
+    """
+
+    def __init__(self, characters: str, order: int, counts: list[dict[str, dict[str, int]]],
+                 cache_size: int = 50_000) -> None:
+        if order < 1 or len(counts) != order:
+            raise ValueError(f"order {order} needs {order} count tables, got {len(counts)}")
+        self.characters = characters
+        self.order = order
+        self.symbols = characters + EOS
+        self.index = {s: i for i, s in enumerate(self.symbols)}
+        self.counts = counts
+        # per order: context -> (symbol indices, counts, total, distinct followers)
+        self._tables: list[dict[str, tuple[np.ndarray, np.ndarray, int, int]]] = []
+        for table in counts:
+            packed = {}
+            for context, followers in table.items():
+                ids = np.array([self.index[s] for s in followers], np.int64)
+                values = np.array(list(followers.values()), np.float64)
+                packed[context] = (ids, values, int(values.sum()), len(ids))
+            self._tables.append(packed)
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_size = cache_size
+
+    @classmethod
+    def train(cls, lines: Iterable[str], characters: str, order: int = 6, min_count: int = 1) -> CharNgramLM:
+        """Count the n-grams of ``lines`` (characters outside ``characters`` are skipped).
+
+        ``min_count`` drops n-grams of order ≥ 3 seen fewer times (a smaller file).
+
+        >>> CharNgramLM.train(["ab"], "ab", order=2).counts[1][BOS]
+        {'a': 1}
+        """
+        known = set(characters)
+        grams: list[Counter[str]] = [Counter() for _ in range(order)]
+        for line in lines:
+            text = BOS * (order - 1) + "".join(c for c in line if c in known) + EOS
+            for i in range(order - 1, len(text)):
+                for k in range(order):
+                    grams[k][text[i - k:i + 1]] += 1
+        counts: list[dict[str, dict[str, int]]] = []
+        for k, gram_counts in enumerate(grams):
+            table: dict[str, dict[str, int]] = {}
+            for gram, n in gram_counts.items():
+                if k >= 2 and n < min_count:
+                    continue
+                table.setdefault(gram[:-1], {})[gram[-1]] = n
+            counts.append(table)
+        return cls(characters, order, counts)
+
+    def log_probs(self, history: str) -> np.ndarray:
+        """Natural-log probabilities of every symbol after ``history`` (the text so far).
+
+        The start of a line is implicit: a history shorter than ``order - 1`` is padded with
+        the begin-of-line marker.
+        """
+        n = self.order - 1
+        padded = BOS * n + history[-n:] if n else ""
+        context = padded[len(padded) - n:]
+        cached = self._cache.get(context)
+        if cached is not None:
+            self._cache.move_to_end(context)
+            return cached
+        p = np.full(len(self.symbols), 1.0 / len(self.symbols))
+        for k, table in enumerate(self._tables):
+            entry = table.get(context[len(context) - k:] if k else "")
+            if entry is None:
+                break  # a longer context is unseen too
+            ids, values, total, distinct = entry
+            mixed = p * distinct
+            mixed[ids] += values
+            p = mixed / (total + distinct)
+        out = np.log(p)
+        self._cache[context] = out
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return out
+
+    def score(self, text: str) -> float:
+        """Log-probability of a whole line, end-of-line included."""
+        total = 0.0
+        for i, c in enumerate(text + EOS):
+            if c in self.index:
+                total += float(self.log_probs(text[:i])[self.index[c]])
+        return total
+
+    def perplexity(self, lines: Iterable[str]) -> float:
+        """Per-symbol perplexity over ``lines`` (characters outside the alphabet are skipped)."""
+        logp, n = 0.0, 0
+        for line in lines:
+            text = "".join(c for c in line if c in self.index and c != EOS)
+            logp += self.score(text)
+            n += len(text) + 1
+        return math.exp(-logp / max(n, 1))
+
+    def save(self, path: str | Path) -> None:
+        """Write the counts as gzipped JSON (deterministic bytes for a given model)."""
+        doc = {"format": "sparkhtr-char-ngram/1", "order": self.order, "characters": self.characters,
+               "counts": self.counts}
+        data = json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+        with open(path, "wb") as fh, gzip.GzipFile(filename="", fileobj=fh, mode="wb", mtime=0) as gz:
+            gz.write(data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> CharNgramLM:
+        """Read a model written by :meth:`save`."""
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            doc = json.load(fh)
+        if doc.get("format") != "sparkhtr-char-ngram/1":
+            raise ValueError(f"{path} is not a sparkhtr character n-gram model")
+        return cls(doc["characters"], int(doc["order"]), doc["counts"])

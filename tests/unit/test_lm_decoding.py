@@ -1,0 +1,146 @@
+"""Character n-gram LM and CTC beam search: probabilities, persistence, decoding, the recogniser's decoder."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import numpy as np
+import pytest
+
+from sparkhtr.core.ctc import beam_decode, greedy_decode
+from sparkhtr.core.lm import EOS, CharNgramLM
+from sparkhtr.core.recognize import BeamSettings, LineRecognizer, recognizer_ref
+from sparkhtr.errors import ConfigError, ModelError
+from sparkhtr.registry import read_manifest
+from tests.helpers.tiny_model import add_language_model, blob_line, make_tiny_model_dir
+
+LETTERS = "abcdefghijklmnopqrstuvwxyz "
+
+
+def _log(frames: list[dict[int, float]], classes: int) -> np.ndarray:
+    """log_probs[1, T, classes] from per-frame {class: probability}; the rest shares what is left."""
+    out = np.zeros((1, len(frames), classes))
+    for t, probs in enumerate(frames):
+        rest = (1.0 - sum(probs.values())) / (classes - len(probs))
+        row = np.full(classes, rest)
+        for c, p in probs.items():
+            row[c] = p
+        out[0, t] = np.log(np.maximum(row, 1e-12))
+    return out
+
+
+def test_distributions_sum_to_one_for_seen_and_unseen_histories():
+    lm = CharNgramLM.train(["the cat", "the hat", "a theme"], LETTERS, order=4)
+    for history in ["", "th", "the c", "zzzq", "qqqqqqq"]:
+        assert np.exp(lm.log_probs(history)).sum() == pytest.approx(1.0)
+    assert len(lm.symbols) == len(LETTERS) + 1 and lm.symbols[-1] == EOS
+
+
+def test_seen_continuations_are_likelier_and_line_ends_are_modelled():
+    lm = CharNgramLM.train(["the cat", "the hat"] * 5, LETTERS, order=4)
+    after = lm.log_probs("th")
+    assert after[lm.index["e"]] > after[lm.index["x"]] + 2
+    assert lm.log_probs("the cat")[lm.index[EOS]] > lm.log_probs("the ca")[lm.index[EOS]]
+    assert lm.score("the cat") > lm.score("tha cet")
+    assert lm.perplexity(["the cat"]) < lm.perplexity(["xqz jvk"])
+
+
+def test_characters_outside_the_alphabet_are_skipped_in_training():
+    lm = CharNgramLM.train(["a§b"], "ab", order=2)
+    assert lm.counts[1]["a"] == {"b": 1}
+
+
+def test_save_load_round_trip_is_exact_and_deterministic(tmp_path):
+    lm = CharNgramLM.train(["le chat", "les chiens", "the dog"], LETTERS, order=5)
+    lm.save(tmp_path / "a.json.gz")
+    lm.save(tmp_path / "b.json.gz")
+    assert (tmp_path / "a.json.gz").read_bytes() == (tmp_path / "b.json.gz").read_bytes()
+    loaded = CharNgramLM.load(tmp_path / "a.json.gz")
+    for history in ["", "le c", "the do", "xyz"]:
+        np.testing.assert_array_equal(loaded.log_probs(history), lm.log_probs(history))
+
+
+def test_load_refuses_other_files(tmp_path):
+    path = tmp_path / "x.json.gz"
+    with gzip.open(path, "wt") as fh:
+        json.dump({"format": "something-else"}, fh)
+    with pytest.raises(ValueError, match="not a sparkhtr character n-gram"):
+        CharNgramLM.load(path)
+
+
+def test_beam_search_sums_paths_where_greedy_takes_one():
+    # two frames, each 'a' 0.4 / blank 0.6: greedy reads "" (0.36), but "a" has 0.64 over its paths
+    logp = _log([{0: 0.6, 1: 0.4}, {0: 0.6, 1: 0.4}], 3)
+    assert greedy_decode(logp, np.array([2]))[0][0] == []
+    assert beam_decode(logp, np.array([2]), "ab", beta=0.0)[0][0] == "a"
+
+
+def test_beam_search_keeps_repeated_characters_apart_only_across_a_blank():
+    letters = "ab"
+    double = _log([{1: 0.9}, {0: 0.9}, {1: 0.9}], 3)
+    held = _log([{1: 0.9}, {1: 0.9}, {0: 0.9}], 3)
+    assert beam_decode(double, np.array([3]), letters, beta=0.0)[0][0] == "aa"
+    assert beam_decode(held, np.array([3]), letters, beta=0.0)[0][0] == "a"
+
+
+def test_the_language_model_fixes_an_ambiguous_character():
+    lm = CharNgramLM.train(["the the the", "then there"] * 3, LETTERS, order=4)
+    cls = {c: i + 1 for i, c in enumerate(LETTERS)}
+    classes = len(LETTERS) + 1
+    # "th?" where the frame prefers 'c' (0.5) over 'e' (0.4)
+    logp = _log([{cls["t"]: 0.9}, {0: 0.9}, {cls["h"]: 0.9}, {0: 0.9}, {cls["c"]: 0.5, cls["e"]: 0.4}], classes)
+    assert beam_decode(logp, np.array([5]), LETTERS, None, beta=0.0)[0][0] == "thc"
+    text, confidence = beam_decode(logp, np.array([5]), LETTERS, lm, alpha=1.0, beta=0.0)[0]
+    assert text == "the"
+    assert confidence == pytest.approx(greedy_decode(logp, np.array([5]))[0][1])
+
+
+def test_frames_past_the_length_are_ignored():
+    logp = _log([{1: 0.9}, {0: 0.9}, {2: 0.9}], 3)
+    assert beam_decode(logp, np.array([1]), "ab")[0][0] == "a"
+
+
+def test_beam_decode_refuses_mismatched_shapes_and_alphabets():
+    lm = CharNgramLM.train(["ab"], "ab", order=2)
+    with pytest.raises(ValueError, match="classes"):
+        beam_decode(np.zeros((1, 2, 5)), np.array([2]), "ab")
+    with pytest.raises(ValueError, match="alphabet"):
+        beam_decode(np.zeros((1, 2, 4)), np.array([2]), "abc", lm)
+    with pytest.raises(ValueError, match="batch, time, classes"):
+        beam_decode(np.zeros((2, 3)), np.array([2]), "ab")
+
+
+def test_recognizer_beam_decoder_reads_the_manifest_language_model(tmp_path):
+    folder = add_language_model(make_tiny_model_dir(tmp_path / "m"), ["a", "aa", "aaa"], alpha=0.3, beta=0.5)
+    manifest = read_manifest(folder)
+    beam = LineRecognizer(manifest, device="cpu", threads=1, decoder="beam")
+    assert (beam.beam.alpha, beam.beam.beta, beam.beam.beam_width) == (0.3, 0.5, 8)
+    greedy = LineRecognizer(manifest, device="cpu", threads=1)
+    lines = [blob_line(k) for k in (1, 3, 2)]
+    assert [r.text for r in beam.recognize(lines)] == [r.text for r in greedy.recognize(lines)] == ["a", "aaa", "aa"]
+    assert beam.stats.decode_seconds > 0
+    assert recognizer_ref(manifest, "beam") == "tiny-ctc@0.0.1+charlm"
+    assert recognizer_ref(manifest, "greedy") == "tiny-ctc@0.0.1"
+
+
+def test_recognizer_decoder_errors(tmp_path):
+    folder = make_tiny_model_dir(tmp_path / "m")
+    manifest = read_manifest(folder)
+    with pytest.raises(ModelError, match="ships no language model"):
+        LineRecognizer(manifest, device="cpu", decoder="beam")
+    with pytest.raises(ConfigError, match="decoder"):
+        LineRecognizer(manifest, device="cpu", decoder="viterbi")
+    add_language_model(folder, ["ab"])
+    (folder / "charlm.json.gz").write_bytes(b"tampered")
+    with pytest.raises(ModelError, match="sha256 mismatch"):
+        BeamSettings.for_model(read_manifest(folder))
+
+
+def test_bundled_model_ships_a_language_model_over_its_alphabet():
+    from sparkhtr.registry import resolve_model
+
+    manifest = resolve_model()
+    settings = BeamSettings.for_model(manifest)
+    assert settings.language_model is not None and settings.language_model.characters == manifest.alphabet
+    assert settings.beam_width > 1 and settings.alpha > 0
