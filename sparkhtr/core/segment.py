@@ -59,7 +59,8 @@ class SegmenterConfig:
       separates columns / blocks.
     - ``smear_x`` / ``smear_y``: the Gaussian that turns a line's words into one ridge.
     - ``track_threshold``: ridges weaker than this share of a block's strong ridges are
-      not lines. ``join_gap``: collinear tracks this close are one line.
+      not lines. ``join_gap``: collinear tracks this close are one line (words of a
+      date or a name are often spaced five text heights apart).
     - ``valley_ratio`` / ``density_ratio``: a weaker track running alongside a stronger
       one is the same line (its ascenders or descenders) when the smeared ink between
       them stays above ``valley_ratio`` of the ridges and it is less than
@@ -88,7 +89,7 @@ class SegmenterConfig:
     smear_x: float = 2.0
     smear_y: float = 0.3
     track_threshold: float = 0.2
-    join_gap: float = 4.0
+    join_gap: float = 6.0
     valley_ratio: float = 0.6
     density_ratio: float = 0.6
     max_slope: float = 0.2

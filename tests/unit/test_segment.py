@@ -311,3 +311,18 @@ def test_stamps_and_seals_are_not_lines():
     assert all(line.bbox.x0 > 250 for line in lines)
     # switched off, the seals make lines of their own
     assert len(segment_lines(page, SegmenterConfig(blob_height=100.0, upright_ratio=0))) > 6
+
+
+def test_words_across_a_wide_gap_are_one_line():
+    # dates and names: words spaced far apart (here about six text heights) on one line
+    page = np.full((520, 1400), 245, np.uint8)
+    for y, first in zip((100, 200, 300, 400), ("Paris le premier", "fait a Versailles le deux", "Louis",
+                                               "Henri Andre le"), strict=True):
+        cv2.putText(page, first, (60, y), FONT, 1.4, 25, 3)
+        (w, _), _ = cv2.getTextSize(first, FONT, 1.4, 3)
+        cv2.putText(page, "aout quatorze", (60 + w + 210, y), FONT, 1.4, 25, 3)
+    lines = segment_lines(page)
+    assert len(lines) == 4
+    assert all(line.bbox.x0 < 100 and line.bbox.x1 > 600 for line in lines)
+    # with the older, shorter join distance each line fell apart in two
+    assert len(segment_lines(page, SegmenterConfig(join_gap=4.0))) == 8
