@@ -350,6 +350,9 @@ def _find_ink(work: np.ndarray, config: SegmenterConfig
     unit = _text_height(stats[np.concatenate(([0], np.flatnonzero(keep[1:]) + 1))], ink.shape) or unit
     if unit < 4 or not keep.any():
         return None
+    # long single strokes (frames, flourishes, rules) are wide: they would outweigh the words
+    strokes = _rule_like(px, stats, ink, unit)
+    unit = _text_height(stats[np.concatenate(([0], np.flatnonzero((keep & ~strokes)[1:]) + 1))], ink.shape) or unit
     pitch = _line_pitch(keep[labels], unit)
     if pitch > 3.5 * unit:
         # letters broken into pieces (faint pencil, a thin pen) understate the text
@@ -359,8 +362,11 @@ def _find_ink(work: np.ndarray, config: SegmenterConfig
     # long thin pieces are ruling fragments; shorter ones (dashes) may be punctuation
     keep &= ~(((cw >= 3 * unit) & (ch <= 0.2 * unit)) | ((ch >= 2.5 * unit) & (cw <= 0.12 * unit)))
     thin = ((cw >= 1.5 * unit) & (ch <= 0.2 * unit)) | ((ch >= 1.5 * unit) & (cw <= 0.12 * unit))
-    # single long strokes (rules, flourishes, paper edges) may belong to a line but must not make one
-    seed = keep & (ch >= 0.35 * unit) & ~thin & ~_rule_like(px, stats, ink, unit)
+    # single long strokes (rules, frames, flourishes, paper edges) neither make a line nor
+    # stretch one: a line's outline is its words'
+    strokes = _rule_like(px, stats, ink, unit)
+    seed = keep & (ch >= 0.35 * unit) & ~thin & ~strokes
+    keep &= ~strokes
     if not seed.any():
         return None
     return labels, stats, keep, seed, unit, px

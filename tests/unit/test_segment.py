@@ -326,3 +326,16 @@ def test_words_across_a_wide_gap_are_one_line():
     assert all(line.bbox.x0 < 100 and line.bbox.x1 > 600 for line in lines)
     # with the older, shorter join distance each line fell apart in two
     assert len(segment_lines(page, SegmenterConfig(join_gap=4.0))) == 8
+
+
+def test_long_stroke_beside_a_line_does_not_stretch_it():
+    # a flourish or a dash drawn after a line's last word, sloping away under the next line:
+    # a single long stroke neither makes a line nor widens the outline of the one it follows
+    page, truth = _page(6, x0=100, width=1300, spacing=110)
+    _, _, x1, y1 = truth[2]
+    cv2.line(page, (x1 + 12, y1 - 6), (x1 + 312, y1 + 34), 40, 2)
+    lines = segment_lines(page)
+    assert len(lines) == 6
+    for line, box in zip(lines, truth, strict=True):
+        assert _iou(_box(line), box) > 0.7
+    assert lines[2].bbox.x1 < x1 + 60
