@@ -981,6 +981,11 @@ def _build_line(gray: np.ndarray, mine: np.ndarray, owner: np.ndarray, line_id: 
 # ------------------------------------------------------------------------------ API
 
 
+def _in_edge_band(y0: float, y1: float, x0: float, x1: float, h: float, w: float) -> bool:
+    """Does the box lie wholly in a strip along an edge of an ``h × w`` scan (binding, paper edge)?"""
+    return x1 < 0.06 * w or x0 > 0.94 * w or y1 < 0.03 * h or y0 > 0.97 * h
+
+
 def segment_lines(gray: np.ndarray, config: SegmenterConfig = SegmenterConfig()) -> list[SegmentedLine]:
     """Text lines of a grayscale page (paper light, ink dark) in reading order.
 
@@ -1030,7 +1035,7 @@ def segment_lines(gray: np.ndarray, config: SegmenterConfig = SegmenterConfig())
     for b_index, block in enumerate(blocks):
         # a strip along an edge of the scan: the facing page, the binding or the paper's edge
         if (block.x1 - block.x0 < 3 * u and (block.x0 < 0.05 * gw or block.x1 > 0.95 * gw)) \
-                or block.x1 < 0.06 * gw or block.x0 > 0.94 * gw or block.y1 < 0.03 * gh or block.y0 > 0.97 * gh:
+                or _in_edge_band(block.y0, block.y1, block.x0, block.x1, gh, gw):
             continue
         # the block's box with a margin for marks beyond its words; its cuts keep it to its own ground
         y0, y1 = max(0, block.y0 - margin), min(gh, block.y1 + margin)
@@ -1067,6 +1072,10 @@ def segment_lines(gray: np.ndarray, config: SegmenterConfig = SegmenterConfig())
         # a line of writing runs along: a "line" about as tall as wide and taller than the
         # writing is a blob (a stamp, a seal, a flourish, a tangle of strokes, upright debris)
         if height > config.blob_height * unit and height > config.blob_aspect * width:
+            continue
+        # so is a line of its own in a strip along the scan's edge (a block reaching there
+        # may hold one: specks and shadows along the paper's edge below the last line)
+        if _in_edge_band(y_lo, y_hi, x_lo, x_hi, h, w):
             continue
         by0, by1 = max(0, y_lo - pad), min(h, y_hi + pad)
         bx0, bx1 = max(0, x_lo - pad), min(w, x_hi + pad)

@@ -339,3 +339,17 @@ def test_long_stroke_beside_a_line_does_not_stretch_it():
     for line, box in zip(lines, truth, strict=True):
         assert _iou(_box(line), box) > 0.7
     assert lines[2].bbox.x1 < x1 + 60
+
+
+def test_specks_along_the_paper_edge_are_not_a_line():
+    # the torn bottom edge of the sheet, a line height below the last line: a ragged run of specks
+    page, truth = _page(8, x0=100, width=1300, spacing=110)
+    page = page[:960].copy()
+    rng = np.random.default_rng(0)
+    for x in range(150, 1000, 18):
+        y = 948 + int(rng.integers(-3, 4))
+        cv2.ellipse(page, (x, y), (int(rng.integers(6, 12)), int(rng.integers(4, 8))), 0, 0, 360, 60, -1)
+    lines = segment_lines(page)
+    assert len(lines) == 8
+    for line, box in zip(lines, truth, strict=True):
+        assert _iou(_box(line), box) > 0.5
