@@ -12,6 +12,7 @@ long pauses do not inflate it).
 
 from __future__ import annotations
 
+import heapq
 import math
 
 import numpy as np
@@ -49,25 +50,23 @@ def greedy_decode(log_probs: np.ndarray, lengths: np.ndarray) -> list[tuple[list
     return results
 
 
-_NEG = -1e30
-
-
-def _logaddexp(a: float, b: float) -> float:
-    if a < b:
-        a, b = b, a
-    return a if b <= _NEG else a + math.log1p(math.exp(b - a))
-
-
 def _beam_line(log_probs: np.ndarray, characters: str, lm: CharNgramLM | None, beam_width: int,
                alpha: float, beta: float, prune: float, max_candidates: int) -> str:
-    """CTC prefix beam search over one line's ``log_probs[time, classes]``."""
-    # text -> [log P(text, ends in blank), log P(text, ends in its last char), alpha * LM log-prob]
-    beams: dict[str, list[float]] = {"": [0.0, _NEG, 0.0]}
+    """CTC prefix beam search over one line's ``log_probs[time, classes]``.
+
+    Works in probability space, rescaled every frame so the best beam has mass 1 (a common
+    factor changes no ranking, and nothing underflows): additions instead of log-sum-exps
+    keep this Python loop fast. A prefix's LM factor ``P_lm^alpha * e^beta`` per character
+    is multiplied in when the character is appended, since every path to a prefix shares it.
+    """
+    # text -> [P(text, ends in blank), P(text, ends in its last character)]
+    beams: dict[str, list[float]] = {"": [1.0, 0.0]}
     class_of = {c: i + 1 for i, c in enumerate(characters)}
-    eos = len(characters)
+    bonus = math.exp(beta)
+    history = lm.order - 1 if lm is not None else 0
     lm_rows: dict[str, list[float]] = {}
-    # Python floats: numpy scalars are several times slower in this loop
-    rows = log_probs.tolist()
+    probs = np.exp(log_probs)
+    rows = probs.tolist()  # Python floats: numpy scalars are several times slower in this loop
     candidate_mask = log_probs[:, 1:] > prune
     for t, row in enumerate(rows):
         blank = row[BLANK_INDEX]
@@ -76,40 +75,46 @@ def _beam_line(log_probs: np.ndarray, characters: str, lm: CharNgramLM | None, b
             candidates = candidates[np.argsort(log_probs[t, 1 + candidates])[-max_candidates:]]
         extend = [(c, characters[c], row[c + 1]) for c in candidates.tolist()]
         step: dict[str, list[float]] = {}
-        for text, (p_blank, p_char, lm_score) in beams.items():
-            total = _logaddexp(p_blank, p_char)
+        for text, (p_blank, p_char) in beams.items():
+            total = p_blank + p_char
             entry = step.get(text)
             if entry is None:
-                entry = step[text] = [_NEG, _NEG, lm_score]
-            entry[0] = _logaddexp(entry[0], total + blank)
+                entry = step[text] = [0.0, 0.0]
+            entry[0] += total * blank
             if text:
                 # the last character held for one more frame: same text
-                entry[1] = _logaddexp(entry[1], p_char + row[class_of[text[-1]]])
+                entry[1] += p_char * row[class_of[text[-1]]]
             if not extend:
                 continue
             if lm is not None:
-                lm_row = lm_rows.get(text)
-                if lm_row is None:
-                    lm_row = lm_rows[text] = (alpha * lm.log_probs(text)).tolist()
+                # the LM sees only the last order-1 characters: beams sharing them share the row
+                context = text[-history:] if history else ""
+                factors = lm_rows.get(context)
+                if factors is None:
+                    factors = lm_rows[context] = (np.exp(alpha * lm.log_probs(context)) * bonus).tolist()
             last = text[-1] if text else ""
-            for c, char, logp in extend:
+            for c, char, p in extend:
                 # a repeated character needs a blank between the two
-                source = p_blank if char == last else total
+                mass = (p_blank if char == last else total) * p * (factors[c] if lm is not None else bonus)
                 new = text + char
                 extended = step.get(new)
                 if extended is None:
-                    extended = step[new] = [_NEG, _NEG, lm_score + (lm_row[c] if lm is not None else 0.0)]
-                extended[1] = _logaddexp(extended[1], source + logp)
+                    step[new] = [0.0, mass]
+                else:
+                    extended[1] += mass
         if len(step) > beam_width:
-            scored = sorted(((_logaddexp(v[0], v[1]) + v[2] + beta * len(k), k) for k, v in step.items()),
-                            reverse=True)
-            step = {k: step[k] for _, k in scored[:beam_width]}
+            step = dict(heapq.nlargest(beam_width, step.items(), key=lambda kv: kv[1][0] + kv[1][1]))
+        scale = max(v[0] + v[1] for v in step.values())
+        if scale > 0:
+            for v in step.values():
+                v[0] /= scale
+                v[1] /= scale
         beams = step
 
     def final(item: tuple[str, list[float]]) -> float:
-        text, (p_blank, p_char, lm_score) = item
-        end = alpha * float(lm.log_probs(text)[eos]) if lm is not None else 0.0
-        return _logaddexp(p_blank, p_char) + lm_score + end + beta * len(text)
+        text, (p_blank, p_char) = item
+        end = math.exp(alpha * float(lm.log_probs(text)[-1])) if lm is not None else 1.0
+        return (p_blank + p_char) * end
 
     return max(beams.items(), key=final)[0]
 

@@ -17,7 +17,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -375,6 +375,7 @@ class LineRecognizer:
             prepare_threads = max(threads, 1) if self.device == "cuda" else 1
         self.prepare_threads = max(int(prepare_threads), 1)
         self._pool: ThreadPoolExecutor | None = None
+        self._decoder: ThreadPoolExecutor | None = None
         self.stats = RecognizerStats()
         # None: greedy decoding
         self.beam = (beam or BeamSettings.for_model(manifest)) if decoder == "beam" else None
@@ -417,6 +418,13 @@ class LineRecognizer:
             log_probs, lengths, self.manifest.alphabet, b.language_model, beam_width=b.beam_width,
             alpha=b.alpha, beta=b.beta)]
 
+    def _decode_into(self, results: list[RecognizedLine | None], members: list[int], log_probs: np.ndarray,
+                     lengths: np.ndarray) -> None:
+        start = time.perf_counter()
+        for i, line in zip(members, self.decode(log_probs, lengths), strict=True):
+            results[i] = line
+        self.stats.decode_seconds += time.perf_counter() - start
+
     def recognize(self, crops: Sequence[np.ndarray | None]) -> list[RecognizedLine]:
         """Text and confidence of each crop, in input order; empty crops give ``("", 0.0)``."""
         results: list[RecognizedLine | None] = [None] * len(crops)
@@ -435,6 +443,7 @@ class LineRecognizer:
         height = self.manifest.input_height
         stride = self.manifest.width_stride
         multiple = self.policy.width_multiple or stride
+        pending: Future[None] | None = None
         for batch in plan_batches(widths, height, self.policy):
             members = [ids[k] for k in batch]
             padded = padded_width(max(inputs[i].shape[1] for i in members), multiple)
@@ -451,10 +460,18 @@ class LineRecognizer:
             self.stats.padded_pixels += tensor.size
             self.stats.pixels += height * sum(inputs[i].shape[1] for i in members)
             lengths = np.array([-(-inputs[i].shape[1] // stride) for i in members])
-            start = time.perf_counter()
-            for i, line in zip(members, self.decode(log_probs, lengths), strict=True):
-                results[i] = line
-            self.stats.decode_seconds += time.perf_counter() - start
+            if self.beam is None:
+                self._decode_into(results, members, log_probs, lengths)
+                continue
+            # Beam search is Python (it holds the GIL) and onnxruntime releases it: decode this
+            # batch on a thread while the next one runs through the model.
+            if pending is not None:
+                pending.result()
+            if self._decoder is None:
+                self._decoder = ThreadPoolExecutor(1, thread_name_prefix="sparkhtr-decode")
+            pending = self._decoder.submit(self._decode_into, results, members, log_probs, lengths)
+        if pending is not None:
+            pending.result()
         self.stats.lines += len(crops)
         return [r if r is not None else RecognizedLine("", 0.0) for r in results]
 

@@ -144,3 +144,36 @@ def test_bundled_model_ships_a_language_model_over_its_alphabet():
     settings = BeamSettings.for_model(manifest)
     assert settings.language_model is not None and settings.language_model.characters == manifest.alphabet
     assert settings.beam_width > 1 and settings.alpha > 0
+
+
+def _reference_beam(logp: np.ndarray, characters: str, lm: CharNgramLM, beam_width: int, alpha: float,
+                    beta: float) -> str:
+    """Plain log-space prefix beam search, every character a candidate, the LM asked with the whole text."""
+    beams = {"": (0.0, -np.inf)}
+    for row in logp:
+        step: dict[str, list[float]] = {}
+        for text, (pb, pc) in beams.items():
+            total = np.logaddexp(pb, pc)
+            entry = step.setdefault(text, [-np.inf, -np.inf])
+            entry[0] = np.logaddexp(entry[0], total + row[0])
+            if text:
+                entry[1] = np.logaddexp(entry[1], pc + row[characters.index(text[-1]) + 1])
+            lm_row = lm.log_probs(text)
+            for c, char in enumerate(characters):
+                source = pb if text and text[-1] == char else total
+                new = step.setdefault(text + char, [-np.inf, -np.inf])
+                new[1] = np.logaddexp(new[1], source + row[c + 1] + alpha * lm_row[c] + beta)
+        beams = dict(sorted(step.items(), key=lambda kv: -np.logaddexp(*kv[1]))[:beam_width])
+    return max(beams, key=lambda t: np.logaddexp(*beams[t]) + alpha * lm.log_probs(t)[-1])
+
+
+def test_beam_search_matches_a_plain_reference_implementation():
+    rng = np.random.default_rng(3)
+    letters = "abcd "
+    lm = CharNgramLM.train(["abc dab", "cab bad", "dad cab abc", "a bc d"], letters, order=4)
+    for _ in range(25):
+        logits = rng.normal(0, 2.5, (12, len(letters) + 1))
+        logp = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+        fast = beam_decode(logp[None], np.array([12]), letters, lm, beam_width=6, alpha=0.7, beta=0.3,
+                           prune=-1e9, max_candidates=len(letters))[0][0]
+        assert fast == _reference_beam(logp, letters, lm, 6, 0.7, 0.3)
