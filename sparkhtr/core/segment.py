@@ -236,25 +236,30 @@ def _remove_rulings(ink: np.ndarray, unit: float) -> np.ndarray:
     return ink & ~cv2.dilate(rulings, np.ones((3, 3), np.uint8))
 
 
-def _rule_like(px: _Pixels, stats: np.ndarray, ink: np.ndarray, unit: float) -> np.ndarray:
-    """Long single strokes (hand-drawn rules, underlines, brackets, paper edges).
+def _stroke_lengths(px: _Pixels, stats: np.ndarray, ink: np.ndarray) -> np.ndarray:
+    """Per component: the length of stroke its pixels would make at its mean stroke width.
 
-    A stroke of width ``t`` and length ``L`` has about ``t * L`` pixels. A straight thin
-    stroke's length is its box's long side, a slanted or curved one's at most ~0.8 of
-    the box's half-perimeter; writing of the same extent goes up and down and crosses
-    itself, so it holds far more ink.
+    A stroke of width ``t`` and length ``L`` has about ``t * L`` pixels; the mean distance
+    to the background is a quarter of the stroke width, plus half a pixel (a boundary
+    pixel's distance is 1).
     """
-    n = stats.shape[0]
-    cw, ch, area = stats[:, 2], stats[:, 3], stats[:, 4].astype(np.float64)
+    area = stats[:, cv2.CC_STAT_AREA].astype(np.float64)
+    dist = cv2.distanceTransform(ink, cv2.DIST_L2, 3)
+    mean_dist = np.bincount(px.lab, weights=dist[px.ys, px.xs], minlength=stats.shape[0]) / np.maximum(area, 1)
+    return area / np.maximum(4.0 * (mean_dist - 0.5), 1.0)
+
+
+def _rule_like(length: np.ndarray, stats: np.ndarray, unit: float) -> np.ndarray:
+    """Long single strokes (hand-drawn rules, underlines, brackets, paper edges), given each
+    component's stroke length (:func:`_stroke_lengths`).
+
+    A straight thin stroke's length is its box's long side, a slanted or curved one's at
+    most ~0.8 of the box's half-perimeter; writing of the same extent goes up and down
+    and crosses itself, so it holds far more ink.
+    """
+    cw, ch = stats[:, 2], stats[:, 3]
     long_ = np.maximum(cw, ch) > 3 * unit
     long_[0] = False
-    if not long_.any():
-        return long_
-    dist = cv2.distanceTransform(ink, cv2.DIST_L2, 3)
-    # the mean distance to the background is a quarter of the stroke width, plus half a
-    # pixel (a boundary pixel's distance is 1)
-    mean_dist = np.bincount(px.lab, weights=dist[px.ys, px.xs], minlength=n) / np.maximum(area, 1)
-    length = area / np.maximum(4.0 * (mean_dist - 0.5), 1.0)
     elongated = (np.minimum(cw, ch) < 0.6 * unit) | (np.maximum(cw, ch) > 6 * np.minimum(cw, ch))
     straight = (length < 1.0 * (cw + ch)) & elongated
     return long_ & (straight | (length < 0.8 * (cw + ch)))
@@ -298,15 +303,16 @@ def _keep_components(stats: np.ndarray, shape: tuple[int, int], unit: float) -> 
     return keep & ~(huge | edge_strip | solid | in_band)
 
 
-def _line_pitch(ink: np.ndarray, unit: float) -> float:
+def _line_pitch(px: _Pixels, keep: np.ndarray, shape: tuple[int, int], unit: float) -> float:
     """Typical distance between text lines (pixels), from the rows' ink profile; 0 when unclear.
 
     The row profile of each vertical strip a few words wide repeats once per line; the
-    strips' autocorrelations are summed and the first clear peak is the line pitch.
+    strips' autocorrelations are summed and the first clear peak is the line pitch. The
+    profiles are taken from the kept components' pixels on a grid a quarter text height fine.
     """
     q = max(1, int(unit // 4))
-    h, w = ink.shape
-    small = cv2.resize(ink.astype(np.float32), (max(1, w // q), max(1, h // q)), interpolation=cv2.INTER_AREA)
+    h, w = shape
+    small = _to_grid(px, keep, q, math.ceil(h / q), math.ceil(w / q))
     n_rows = small.shape[0]
     lo = max(2, int(1.5 * unit / q))  # lines are well over a text height apart
     if n_rows < 8 or lo + 2 >= n_rows:
@@ -351,9 +357,10 @@ def _find_ink(work: np.ndarray, config: SegmenterConfig
     if unit < 4 or not keep.any():
         return None
     # long single strokes (frames, flourishes, rules) are wide: they would outweigh the words
-    strokes = _rule_like(px, stats, ink, unit)
+    length = _stroke_lengths(px, stats, ink)
+    strokes = _rule_like(length, stats, unit)
     unit = _text_height(stats[np.concatenate(([0], np.flatnonzero((keep & ~strokes)[1:]) + 1))], ink.shape) or unit
-    pitch = _line_pitch(keep[labels], unit)
+    pitch = _line_pitch(px, keep, ink.shape, unit)
     if pitch > 3.5 * unit:
         # letters broken into pieces (faint pencil, a thin pen) understate the text
         # height; the line spacing, about 2.5 text heights in handwriting, does not
@@ -364,7 +371,7 @@ def _find_ink(work: np.ndarray, config: SegmenterConfig
     thin = ((cw >= 1.5 * unit) & (ch <= 0.2 * unit)) | ((ch >= 1.5 * unit) & (cw <= 0.12 * unit))
     # single long strokes (rules, frames, flourishes, paper edges) neither make a line nor
     # stretch one: a line's outline is its words'
-    strokes = _rule_like(px, stats, ink, unit)
+    strokes = _rule_like(length, stats, unit)
     seed = keep & (ch >= 0.35 * unit) & ~thin & ~strokes
     keep &= ~strokes
     if not seed.any():
