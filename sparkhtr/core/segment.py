@@ -102,6 +102,13 @@ class SegmenterConfig:
     blob_aspect: float = 0.6
 
 
+def _median(values: np.ndarray) -> float:
+    """Median of a small 1-D array, as ``np.median`` gives it, without its overhead (called per track and line)."""
+    ordered = np.sort(values, axis=None)
+    mid = ordered.size // 2
+    return float(ordered[mid]) if ordered.size % 2 else float((ordered[mid - 1] + ordered[mid]) / 2)
+
+
 def _require_gray(gray: np.ndarray) -> np.ndarray:
     if not isinstance(gray, np.ndarray) or gray.dtype != np.uint8 or gray.ndim != 2:
         raise SegmentationError(
@@ -469,7 +476,7 @@ def _xy_cut(ys: np.ndarray, xs: np.ndarray, weights: np.ndarray, cuts: tuple[tup
         shifted = xs - shear * (ys - mid)
         base = np.floor(shifted.min())
         profile = np.bincount((shifted - base).astype(np.int64), weights=weights)
-        empty = profile <= 0.1 * np.median(profile[profile > 0])
+        empty = profile <= 0.1 * _median(profile[profile > 0])
         for a, b in _runs(empty):
             if b - a < need or a == 0 or b >= profile.size:
                 continue
@@ -620,7 +627,7 @@ def _shadows(t: _Track, k: _Track, t_ys: np.ndarray, k_ys: np.ndarray, smeared: 
         return False
     span = np.arange(lo, hi)
     ya, yb = t_ys[lo - t.x0: hi - t.x0], k_ys[lo - k.x0: hi - k.x0]
-    gap = float(np.median(np.abs(ya - yb)))
+    gap = _median(np.abs(ya - yb))
     if gap < 0.6 * unit:
         return True
     if gap >= 3 * unit:
@@ -636,7 +643,7 @@ def _shadows(t: _Track, k: _Track, t_ys: np.ndarray, k_ys: np.ndarray, smeared: 
     ratios = columns.min(axis=1) / np.maximum(ends, 1e-9)
     weak = smeared[ya.round().astype(np.int64), span].mean()
     strong = smeared[yb.round().astype(np.int64), span].mean()
-    return float(np.median(ratios)) > config.valley_ratio and weak < config.density_ratio * strong
+    return _median(ratios) > config.valley_ratio and weak < config.density_ratio * strong
 
 
 def _merge_tracks(tracks: list[_Track], smeared: np.ndarray, unit: float, config: SegmenterConfig) -> list[_Track]:
@@ -914,14 +921,14 @@ def _baseline_fit(mask: np.ndarray, unit: float) -> np.ndarray:
     y_arr = last_row[ok].astype(np.float64)
     degree = 0 if x_arr.size < 3 else (1 if x_arr.size < 10 else 2)
     keep = np.ones(x_arr.size, bool)
-    coeffs = np.array([np.median(y_arr)])
+    coeffs = np.array([_median(y_arr)])
     for _ in range(3):
         if keep.sum() <= degree:
             break
         coeffs = np.polyfit(x_arr[keep], y_arr[keep], degree)
         resid = y_arr - np.polyval(coeffs, x_arr)
         # descenders and loops stick out: refit without the points far off the line
-        keep = np.abs(resid) <= max(0.25 * unit, 1.5 * float(np.median(np.abs(resid[keep]))))
+        keep = np.abs(resid) <= max(0.25 * unit, 1.5 * _median(np.abs(resid[keep])))
     return coeffs
 
 
@@ -971,17 +978,21 @@ def _build_line(gray: np.ndarray, mine: np.ndarray, owner: np.ndarray, line_id: 
     base_y = np.clip((oy + np.polyval(coeffs, bx)) * inv, float(bbox.y0), float(bbox.y1))
     baseline: list[Point] = list(zip(base_x.tolist(), base_y.tolist(), strict=True))
     crop = gray[bbox.y0: bbox.y1, bbox.x0: bbox.x1].copy()
-    inside = np.zeros(crop.shape, np.uint8)
+    # white (255) outside the outline: painting is a maximum with a mask of 0 and 255
+    outside = np.full(crop.shape, 255, np.uint8)
     outline = np.round(np.asarray(polygon) - (bbox.x0, bbox.y0)).astype(np.int32)
-    cv2.fillPoly(inside, [outline], 1)
-    crop[inside == 0] = 255
+    cv2.fillPoly(outside, [outline], 0)
+    np.maximum(crop, outside, out=crop)
     # other lines' strokes reaching into the outline (ascenders, descenders) are painted out
-    rows = np.minimum((np.arange(bbox.y0, bbox.y1) * scale).astype(np.int64), owner.shape[0] - 1)
-    cols = np.minimum((np.arange(bbox.x0, bbox.x1) * scale).astype(np.int64), owner.shape[1] - 1)
-    window = owner[np.ix_(rows, cols)]
-    others = ((window > 0) & (window != line_id)).astype(np.uint8)
+    if scale == 1.0:
+        window = owner[bbox.y0: bbox.y1, bbox.x0: bbox.x1]
+    else:
+        rows = np.minimum((np.arange(bbox.y0, bbox.y1) * scale).astype(np.int64), owner.shape[0] - 1)
+        cols = np.minimum((np.arange(bbox.x0, bbox.x1) * scale).astype(np.int64), owner.shape[1] - 1)
+        window = owner[np.ix_(rows, cols)]
+    others = ((window > 0) & (window != line_id)).view(np.uint8)
     if others.any():
-        crop[cv2.dilate(others, np.ones((3, 3), np.uint8)) > 0] = 255
+        np.maximum(crop, cv2.dilate(others, np.ones((3, 3), np.uint8)) * np.uint8(255), out=crop)
     return SegmentedLine(bbox, polygon, baseline, _downscale(crop, config.crop_height))
 
 
