@@ -24,7 +24,7 @@ from sparkhtr.core.alphabet import Alphabet
 from sparkhtr.core.decode import iter_pages
 from sparkhtr.core.metrics import cer
 from sparkhtr.core.preprocess import preprocess_page
-from sparkhtr.core.recognize import LineRecognizer
+from sparkhtr.core.recognize import DECODERS, DEFAULT_DECODER, LineRecognizer
 from sparkhtr.core.segment import segment_lines
 from sparkhtr.registry import resolve_model
 
@@ -39,19 +39,19 @@ def ground_truth(pages_dir: Path) -> dict[str, list[str]]:
     return truth
 
 
-def spark_run(pages_dir: Path, out: Path, model: str | None) -> dict:
+def spark_run(pages_dir: Path, out: Path, model: str | None, decoder: str) -> dict:
     from sparkhtr.io.delta import read_delta
     from sparkhtr.runner import recognize_to_tables
     from sparkhtr.spark.session import get_or_create_session
 
     spark = get_or_create_session()
-    summary = recognize_to_tables(spark, [str(pages_dir)], str(out), model=model, glob="*.jpg")
+    summary = recognize_to_tables(spark, [str(pages_dir)], str(out), model=model, glob="*.jpg", decoder=decoder)
     rows = read_delta(spark, str(out / "pages")).where(f"run_id = '{summary.run_id}'").collect()
     return {"summary": summary, "rows": rows}
 
 
-def stage_split(pages_dir: Path, model: str | None, threads: int) -> dict[str, float]:
-    recognizer = LineRecognizer(resolve_model(model), device="cpu", threads=threads)
+def stage_split(pages_dir: Path, model: str | None, threads: int, decoder: str) -> dict[str, float]:
+    recognizer = LineRecognizer(resolve_model(model), device="cpu", threads=threads, decoder=decoder)
     seconds = {"decode": 0.0, "preprocess": 0.0, "segment": 0.0, "recognize": 0.0}
     for path in sorted(pages_dir.glob("*/*.jpg")):
         data = path.read_bytes()
@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default=os.environ.get("SPARKHTR_DATA", "../shared/data"))
     p.add_argument("--model", default=None)
     p.add_argument("--out", default=None, help="tables folder (default: a temporary one)")
+    p.add_argument("--decoder", default=DEFAULT_DECODER, choices=DECODERS)
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     pages_dir = Path(args.data) / "pages"
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     truth = ground_truth(pages_dir)
     out = Path(args.out or tempfile.mkdtemp(prefix="sparkhtr-real-"))
-    run = spark_run(pages_dir, out, args.model)
+    run = spark_run(pages_dir, out, args.model, args.decoder)
     summary = run["summary"]
     alphabet = Alphabet(resolve_model(args.model).alphabet)
     per_page = []
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         hyps.append(row.text or "")
     within = sum(abs(p["rel_diff"]) <= 0.10 for p in per_page)
     diffs = [abs(p["rel_diff"]) for p in per_page]
-    split = stage_split(pages_dir, args.model, threads=1)
+    split = stage_split(pages_dir, args.model, threads=1, decoder=args.decoder)
     total = sum(split.values())
     report = {
         "pages_expected": len(truth), "pages_rows": len(per_page),

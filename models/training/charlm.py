@@ -1,7 +1,7 @@
 """Build the character language model of a model folder from the training transcriptions.
 
-    python -m models.training.charlm --model models/sparkhtr-latin-crnn --order 6 \
-        --alpha 0.45 --beta 2.0 --beam-width 16
+    python -m models.training.charlm --model models/sparkhtr-latin-crnn --order 7 \
+        --alpha 0.6 --beta 2.0 --beam-width 16
 
 Reads ``<data>/lines/train/*.parquet`` (never val), normalises the text with the model's
 alphabet, counts character n-grams (:class:`sparkhtr.core.lm.CharNgramLM`), writes
@@ -19,7 +19,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from sparkhtr.core.alphabet import Alphabet
-from sparkhtr.core.lm import CharNgramLM
+from sparkhtr.core.lm import SMOOTHINGS, CharNgramLM
 from sparkhtr.registry import MANIFEST, file_sha256, read_manifest
 
 LM_FILE = "charlm.json.gz"
@@ -39,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", type=Path, required=True, help="model folder with manifest.json")
     p.add_argument("--data", type=Path, default=Path(os.environ.get("SPARKHTR_DATA", "../shared/data")))
-    p.add_argument("--order", type=int, default=6)
+    p.add_argument("--order", type=int, default=7)
+    p.add_argument("--smoothing", default="kneser-ney", choices=SMOOTHINGS)
+    p.add_argument("--discount", type=float, default=0.9, help="Kneser-Ney discount")
     p.add_argument("--alpha", type=float, required=True, help="LM weight (bench/lm_decoding.py tunes it)")
     p.add_argument("--beta", type=float, required=True, help="bonus per character")
     p.add_argument("--beam-width", type=int, default=16)
@@ -48,12 +50,14 @@ def main(argv: list[str] | None = None) -> int:
     manifest = read_manifest(args.model)
     alphabet = Alphabet(manifest.alphabet)
     texts = training_texts(args.data, alphabet)
-    lm = CharNgramLM.train(texts, manifest.alphabet, args.order)
+    lm = CharNgramLM.train(texts, manifest.alphabet, args.order, smoothing=args.smoothing, discount=args.discount)
     out = args.model / LM_FILE
     lm.save(out)
     doc = json.loads((args.model / MANIFEST).read_text(encoding="utf-8"))
     doc["language_model"] = {
-        "file": LM_FILE, "sha256": file_sha256(out), "kind": "character n-gram, Witten-Bell interpolation",
+        "file": LM_FILE, "sha256": file_sha256(out),
+        "kind": f"character n-gram, interpolated {args.smoothing}" + (f" (discount {args.discount})"
+                                                                     if args.smoothing == "kneser-ney" else ""),
         "order": args.order, "trained_on": f"{len(texts)} transcriptions of lines/train (hooker, mss19, peraire, "
         "poilus)", "beam_width": args.beam_width, "alpha": args.alpha, "beta": args.beta,
     }

@@ -30,11 +30,30 @@ def _log(frames: list[dict[int, float]], classes: int) -> np.ndarray:
     return out
 
 
-def test_distributions_sum_to_one_for_seen_and_unseen_histories():
-    lm = CharNgramLM.train(["the cat", "the hat", "a theme"], LETTERS, order=4)
+@pytest.mark.parametrize("smoothing", ["kneser-ney", "witten-bell"])
+def test_distributions_sum_to_one_for_seen_and_unseen_histories(smoothing):
+    lm = CharNgramLM.train(["the cat", "the hat", "a theme"], LETTERS, order=4, smoothing=smoothing)
     for history in ["", "th", "the c", "zzzq", "qqqqqqq"]:
         assert np.exp(lm.log_probs(history)).sum() == pytest.approx(1.0)
     assert len(lm.symbols) == len(LETTERS) + 1 and lm.symbols[-1] == EOS
+
+
+def test_kneser_ney_lower_orders_count_contexts_not_occurrences():
+    # "k" follows many different characters, "z" always follows "a": after an unseen context
+    # Kneser-Ney prefers the character seen in more contexts even though "z" is more frequent
+    lines = ["az az az az az az", "bk ck dk ek"]
+    kn = CharNgramLM.train(lines, LETTERS, order=2, smoothing="kneser-ney")
+    wb = CharNgramLM.train(lines, LETTERS, order=2, smoothing="witten-bell")
+    unseen = kn.log_probs("q")
+    assert unseen[kn.index["k"]] > unseen[kn.index["z"]]
+    assert wb.log_probs("q")[wb.index["z"]] > wb.log_probs("q")[wb.index["k"]]
+
+
+def test_smoothing_arguments_are_checked():
+    with pytest.raises(ValueError, match="smoothing"):
+        CharNgramLM.train(["ab"], "ab", order=2, smoothing="laplace")
+    with pytest.raises(ValueError, match="discount"):
+        CharNgramLM.train(["ab"], "ab", order=2, discount=1.5)
 
 
 def test_seen_continuations_are_likelier_and_line_ends_are_modelled():
@@ -57,6 +76,7 @@ def test_save_load_round_trip_is_exact_and_deterministic(tmp_path):
     lm.save(tmp_path / "b.json.gz")
     assert (tmp_path / "a.json.gz").read_bytes() == (tmp_path / "b.json.gz").read_bytes()
     loaded = CharNgramLM.load(tmp_path / "a.json.gz")
+    assert (loaded.smoothing, loaded.discount) == ("kneser-ney", 0.9)
     for history in ["", "le c", "the do", "xyz"]:
         np.testing.assert_array_equal(loaded.log_probs(history), lm.log_probs(history))
 
