@@ -73,6 +73,8 @@ class SegmenterConfig:
     - ``upright_ratio``: writing whose horizontal edges hold less than this share of its
       edges (pooled over a few text heights) does not run horizontally (upright
       marginal notes, stamps set sideways, margin rules) and makes no line (0 keeps it).
+      ``line_share``: nor is a line whose ink, taken together, has less than this share
+      of horizontal edges (seals, stamps' texture, tangles of flourishes; 0 keeps it).
     - ``blob_height`` / ``blob_aspect``: a line taller than ``blob_height`` and than
       ``blob_aspect`` of its width is not writing running along a line but a blob (a
       stamp, a seal, a flourish, a tangle of strokes) and is dropped.
@@ -98,6 +100,7 @@ class SegmenterConfig:
     padding: float = 0.15
     max_lines: int = 500
     upright_ratio: float = 0.4
+    line_share: float = 0.5
     blob_height: float = 1.5
     blob_aspect: float = 0.6
 
@@ -400,16 +403,15 @@ def _to_grid(px: _Pixels, chosen: np.ndarray, q: int, gh: int, gw: int) -> np.nd
     return (np.bincount(cells, minlength=gh * gw) / float(q * q)).astype(np.float32).reshape(gh, gw)
 
 
-def _upright_components(px: _Pixels, n: int, grid: np.ndarray, q: int, u: float, ratio: float) -> np.ndarray:
-    """Per component label: does it lie in writing that does not run horizontally?
+def _horizontal_share(px: _Pixels, grid: np.ndarray, q: int, u: float) -> np.ndarray:
+    """Per ink pixel: how much of the writing around it runs horizontally (0 to 1).
 
     Blurred over about a text height, a line of writing becomes a horizontal band whose
     edges are horizontal: the ink's gradients point up and down. The gradients' structure
     tensor, pooled over a few text heights, measures this: the horizontal edges' share
-    ``Jyy / (Jxx + Jyy)`` is high in horizontal writing, about a half in stamps, seals and
-    tangles of strokes without a direction, and low in writing turned upright (marginal
-    notes written down the side, stamps set sideways, margin rules). A component is
-    upright when, over its pixels, the share stays below ``ratio``.
+    ``Jyy / (Jxx + Jyy)`` is high in horizontal writing (0.6 and more), about a half in
+    stamps, seals and tangles of strokes without a direction, and low in writing turned
+    upright (marginal notes written down the side, stamps set sideways, margin rules).
     """
     blurred = cv2.GaussianBlur(grid, (0, 0), 0.4 * u)
     gx = cv2.Sobel(blurred, cv2.CV_32F, 1, 0)
@@ -418,8 +420,14 @@ def _upright_components(px: _Pixels, n: int, grid: np.ndarray, q: int, u: float,
     jxx = cv2.GaussianBlur(gx * gx, (0, 0), pool)
     jyy = cv2.GaussianBlur(gy * gy, (0, 0), pool)
     share = jyy / np.maximum(jxx + jyy, 1e-12)
+    return share[px.ys // q, px.xs // q]
+
+
+def _upright_components(px: _Pixels, n: int, share: np.ndarray, ratio: float) -> np.ndarray:
+    """Per component label: does it lie in writing that does not run horizontally (its
+    pixels' mean :func:`_horizontal_share` below ``ratio``)?"""
     count = np.bincount(px.lab, minlength=n)
-    mean = np.bincount(px.lab, weights=share[px.ys // q, px.xs // q], minlength=n) / np.maximum(count, 1)
+    mean = np.bincount(px.lab, weights=share, minlength=n) / np.maximum(count, 1)
     upright = (mean < ratio) & (count > 0)
     upright[0] = False
     return upright
@@ -1043,9 +1051,10 @@ def segment_lines(gray: np.ndarray, config: SegmenterConfig = SegmenterConfig())
     u = unit / q  # text height in grid cells
     cy, cx = np.nonzero(grid)
     blocks = _xy_cut(cy, cx, grid[cy, cx].astype(np.float64), (), config.column_gap * u, config.block_gap * u)
-    if config.upright_ratio > 0:
+    share = _horizontal_share(px, grid, q, u) if config.upright_ratio > 0 or config.line_share > 0 else None
+    if share is not None and config.upright_ratio > 0:
         # after the cut: upright notes and margin rules still shape the blocks, but make no lines
-        upright = _upright_components(px, stats.shape[0], grid, q, u, config.upright_ratio)
+        upright = _upright_components(px, stats.shape[0], share, config.upright_ratio)
         if upright.any():
             keep &= ~upright
             seed &= ~upright
@@ -1087,6 +1096,10 @@ def segment_lines(gray: np.ndarray, config: SegmenterConfig = SegmenterConfig())
     pad = max(1, round(config.padding * unit))
     # the ink of a well-filled line: tiny "lines" (ticks, specks, stray marks) hold a few percent of it
     ink_ref = float(np.percentile(counts[counts > 0], 80)) if (counts > 0).any() else 0.0
+    line_share = None
+    if share is not None and config.line_share > 0:
+        owned = owner[px.ys, px.xs]  # after the fragments joined their lines
+        line_share = np.bincount(owned, weights=share, minlength=counts.size) / np.maximum(counts, 1)
     results: list[tuple[tuple[int, float, int], SegmentedLine]] = []
     for line_id in np.flatnonzero(counts).tolist():
         y_lo, y_hi, x_lo, x_hi = boxes[line_id].tolist()
@@ -1096,6 +1109,10 @@ def segment_lines(gray: np.ndarray, config: SegmenterConfig = SegmenterConfig())
         # a line of writing runs along: a "line" about as tall as wide and taller than the
         # writing is a blob (a stamp, a seal, a flourish, a tangle of strokes, upright debris)
         if height > config.blob_height * unit and height > config.blob_aspect * width:
+            continue
+        # and a line whose writing, taken together, does not run horizontally (a seal, a
+        # stamp's texture, a tangle of flourishes) is no line of writing
+        if line_share is not None and line_share[line_id] < config.line_share:
             continue
         # so is a line of its own in a strip along the scan's edge (a block reaching there
         # may hold one: specks and shadows along the paper's edge below the last line)

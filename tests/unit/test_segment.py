@@ -285,7 +285,7 @@ def test_upright_marginal_notes_are_not_lines():
         assert _iou(_box(line), box) > 0.5
     assert all(line.bbox.x0 > 250 for line in lines)
     # switched off, the notes' words make lines of their own
-    assert len(segment_lines(page, SegmenterConfig(upright_ratio=0))) > 8
+    assert len(segment_lines(page, SegmenterConfig(upright_ratio=0, line_share=0))) > 8
 
 
 def _stamp(page: np.ndarray, centre: tuple[int, int], radius: int) -> None:
@@ -310,7 +310,7 @@ def test_stamps_and_seals_are_not_lines():
         assert _iou(_box(line), box) > 0.5
     assert all(line.bbox.x0 > 250 for line in lines)
     # switched off, the seals make lines of their own
-    assert len(segment_lines(page, SegmenterConfig(blob_height=100.0, upright_ratio=0))) > 6
+    assert len(segment_lines(page, SegmenterConfig(blob_height=100.0, upright_ratio=0, line_share=0))) > 6
 
 
 def test_words_across_a_wide_gap_are_one_line():
@@ -353,3 +353,30 @@ def test_specks_along_the_paper_edge_are_not_a_line():
     assert len(lines) == 8
     for line, box in zip(lines, truth, strict=True):
         assert _iou(_box(line), box) > 0.5
+
+
+def _seal(page: np.ndarray, centre: tuple[int, int], radius: int, seed: int) -> None:
+    """A round seal: a ring around a figure of short strokes running every way (no lines)."""
+    rng = np.random.default_rng(seed)
+    cx, cy = centre
+    cv2.circle(page, centre, radius, 50, 3)
+    for _ in range(radius * radius // 40):
+        a, r = rng.uniform(0, 2 * math.pi), radius * 0.85 * math.sqrt(rng.uniform())
+        x, y = cx + r * math.cos(a), cy + r * math.sin(a)
+        t, half = rng.uniform(0, math.pi), rng.uniform(4, 12)
+        dx, dy = half * math.cos(t), half * math.sin(t)
+        cv2.line(page, (int(x - dx), int(y - dy)), (int(x + dx), int(y + dy)), 60, 2)
+
+
+def test_seal_texture_makes_fewer_lines():
+    # a line through a seal's figure has no horizontal structure of its own: dropped
+    kept, unfiltered = 0, 0
+    for seed in range(3):
+        page, truth = _page(6, x0=330, width=1300)
+        _seal(page, (180, 250), 80, seed)
+        lines = segment_lines(page)
+        for box in truth:
+            assert max(_iou(_box(line), box) for line in lines) > 0.5
+        kept += len(lines) - 6
+        unfiltered += len(segment_lines(page, SegmenterConfig(line_share=0))) - 6
+    assert kept < unfiltered - 2, (kept, unfiltered)
