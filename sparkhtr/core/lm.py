@@ -7,7 +7,7 @@ model is small (counts of the n-grams seen in training) and is stored as gzipped
 beside the ONNX model.
 
 >>> lm = CharNgramLM.train(["le chat", "le chien"], "abcdefghijklmnopqrstuvwxyz ", order=3)
->>> lm.log_probs("le c")[lm.index["h"]] > lm.log_probs("le c")[lm.index["z"]]
+>>> bool(lm.log_probs("le c")[lm.index["h"]] > lm.log_probs("le c")[lm.index["z"]])
 True
 """
 
