@@ -703,14 +703,16 @@ def _split_at_gaps(track: _Track, ink: np.ndarray, smeared: np.ndarray, u: float
     breaks = np.flatnonzero(np.diff(inked) > max_gap)
     starts = inked[np.r_[0, breaks + 1]]
     stops = inked[np.r_[breaks, inked.size - 1]] + 1
+    ridge = np.asarray(track.ys)
     pieces = []
     for a, b in zip(starts.tolist(), stops.tolist(), strict=True):
-        ys = track.ys[a:b]
-        known = [(x, y) for x, y in zip(range(track.x0 + a, track.x0 + b), ys, strict=True) if not math.isnan(y)]
-        if not known:
+        known = np.flatnonzero(~np.isnan(ridge[a:b]))
+        if known.size == 0:
             continue
-        strength = float(sum(smeared[int(y), x] for x, y in known))
-        pieces.append(_Track(track.x0 + a, list(ys), strength))
+        values = smeared[ridge[a:b][known].astype(np.int64), track.x0 + a + known]
+        # summed in order in float32, as the tracks' strengths are accumulated when linked
+        strength = float(np.cumsum(values, dtype=np.float32)[-1])
+        pieces.append(_Track(track.x0 + a, track.ys[a:b], strength))
     return pieces
 
 
