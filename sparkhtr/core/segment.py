@@ -6,10 +6,14 @@
    not strokes). Long straight rulings are removed with morphological openings;
    specks, scan borders, frames, blots and show-through from the back of the sheet are
    dropped as components. The *text height* (the width-weighted median height of the
-   components) is the unit of every other distance.
+   components, long single strokes left out) is the unit of every other distance.
+   Long single strokes (frames, flourishes) neither make nor stretch lines.
 2. **Blocks**: a recursive XY cut splits the page at vertical gaps (columns, marginal
    notes; slightly slanted gutters too) and wide horizontal gaps, which gives the
-   reading order: columns left to right, then top to bottom.
+   reading order: columns left to right, then top to bottom. Then the ink's direction
+   is measured (the structure tensor of the blurred ink: writing running along a line
+   has horizontal edges); writing that does not run horizontally (upright marginal
+   notes, sideways stamps, margin rules) makes no lines.
 3. **Tracks**: in each block the ink is smeared with an anisotropic Gaussian (wide in x,
    narrow in y); each column of the smeared map peaks once per text line, and the
    peaks are linked left to right into tracks, which follow slanted and wavy lines.
@@ -18,6 +22,9 @@
    shared by two lines, touching ascenders and descenders, is cut along the valley);
    each line gets an outline from its ink envelope, a robust baseline, and a crop with
    everything outside its outline, and other lines' strokes inside it, painted white.
+   "Lines" that are not writing running along are dropped: blobs about as tall as wide
+   (stamps, seals, flourishes), lines whose ink has few horizontal edges (seal figures,
+   stamp texture) and lines wholly in a strip along the scan's edge.
 
 >>> import numpy as np, cv2
 >>> page = np.full((400, 700), 250, np.uint8)
