@@ -32,7 +32,8 @@ def _add_decoder_option(p: argparse.ArgumentParser) -> None:
     from sparkhtr.core.recognize import DECODERS, DEFAULT_DECODER
 
     p.add_argument("--decoder", default=DEFAULT_DECODER, choices=DECODERS,
-                   help="greedy (fastest) or beam: beam search with the model's character language model "
+                   help="beam: beam search with the model's character language model (lower CER); "
+                        "greedy: best path (faster); auto: beam when the model ships a language model "
                         f"(default {DEFAULT_DECODER})")
 
 

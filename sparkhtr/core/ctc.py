@@ -51,7 +51,7 @@ def greedy_decode(log_probs: np.ndarray, lengths: np.ndarray) -> list[tuple[list
 
 
 def _beam_line(log_probs: np.ndarray, characters: str, lm: CharNgramLM | None, beam_width: int,
-               alpha: float, beta: float, prune: float, max_candidates: int) -> str:
+               alpha: float, beta: float, prune: float, max_candidates: int, floor: float) -> str:
     """CTC prefix beam search over one line's ``log_probs[time, classes]``.
 
     Works in probability space, rescaled every frame so the best beam has mass 1 (a common
@@ -96,6 +96,8 @@ def _beam_line(log_probs: np.ndarray, characters: str, lm: CharNgramLM | None, b
             for c, char, p in extend:
                 # a repeated character needs a blank between the two
                 mass = (p_blank if char == last else total) * p * (factors[c] if lm is not None else bonus)
+                if mass < floor:
+                    continue  # far below the best beam (mass 1): it would be pruned anyway
                 new = text + char
                 extended = step.get(new)
                 if extended is None:
@@ -121,14 +123,16 @@ def _beam_line(log_probs: np.ndarray, characters: str, lm: CharNgramLM | None, b
 
 def beam_decode(log_probs: np.ndarray, lengths: np.ndarray, characters: str, lm: CharNgramLM | None = None, *,
                 beam_width: int = 16, alpha: float = 0.5, beta: float = 1.0, prune: float = -5.0,
-                max_candidates: int = 8) -> list[tuple[str, float]]:
+                max_candidates: int = 8, floor: float = 1e-4) -> list[tuple[str, float]]:
     """CTC prefix beam search with an optional character language model (shallow fusion).
 
     Each hypothesis scores ``log P_ctc + alpha * log P_lm + beta * characters``; ``prune``
     skips characters whose frame log-probability is lower, and at most ``max_candidates``
-    characters extend a beam per frame. Returns ``(text, confidence)`` per line, where the
-    confidence is the best path's (see :func:`greedy_decode`): the language model changes
-    the words, not how sure the model was of its frames.
+    characters extend a beam per frame, and an extension whose mass is below ``floor`` times
+    the best beam's is dropped (on the val lines, 1e-4 and 1e-3 changed no output).
+    Returns ``(text, confidence)`` per line, where the confidence is the best path's (see
+    :func:`greedy_decode`): the language model changes the words, not how sure the model
+    was of its frames.
 
     >>> logp = np.log(np.array([[[0.1, 0.9, 0.0], [0.6, 0.0, 0.4], [0.1, 0.0, 0.9]]]) + 1e-9)
     >>> [(text, round(conf, 3)) for text, conf in beam_decode(logp, np.array([3]), "ab")]
@@ -144,6 +148,6 @@ def beam_decode(log_probs: np.ndarray, lengths: np.ndarray, characters: str, lm:
     results = []
     for b in range(log_probs.shape[0]):
         n = int(min(lengths[b], log_probs.shape[1]))
-        text = _beam_line(log_probs[b, :n], characters, lm, beam_width, alpha, beta, prune, max_candidates)
+        text = _beam_line(log_probs[b, :n], characters, lm, beam_width, alpha, beta, prune, max_candidates, floor)
         results.append((text, confidences[b][1]))
     return results

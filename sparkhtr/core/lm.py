@@ -70,15 +70,23 @@ class CharNgramLM:
         tables = counts
         if smoothing == "kneser-ney":
             tables = [_continuation_counts(counts[k + 1]) for k in range(order - 1)] + [counts[-1]]
-        # per order: context -> (symbol indices, counts, total, distinct followers)
-        self._tables: list[dict[str, tuple[np.ndarray, np.ndarray, int, int]]] = []
+        # per order: context -> (follower indices, their added mass, the lower order's weight):
+        # P(c | h) = weight(h) * P(c | shorter h) + added(h, c)
+        self._tables: list[dict[str, tuple[np.ndarray, np.ndarray, float]]] = []
         for table in tables:
             packed = {}
             for context, followers in table.items():
                 ids = np.array([self.index[s] for s in followers], np.int64)
                 values = np.array(list(followers.values()), np.float64)
-                packed[context] = (ids, values, int(values.sum()), len(ids))
+                total, distinct = float(values.sum()), len(ids)
+                if smoothing == "kneser-ney":
+                    # discounted counts; the discounted mass goes to the lower order
+                    packed[context] = (ids, (values - discount) / total, discount * distinct / total)
+                else:
+                    packed[context] = (ids, values / (total + distinct), distinct / (total + distinct))
             self._tables.append(packed)
+        self._uniform = np.full(len(self.symbols), 1.0 / len(self.symbols))
+        self._memo: dict[str, np.ndarray] = {}
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
 
@@ -122,25 +130,31 @@ class CharNgramLM:
         if cached is not None:
             self._cache.move_to_end(context)
             return cached
-        p = np.full(len(self.symbols), 1.0 / len(self.symbols))
-        for k, table in enumerate(self._tables):
-            entry = table.get(context[len(context) - k:] if k else "")
-            if entry is None:
-                break  # a longer context is unseen too
-            ids, values, total, distinct = entry
-            if self.smoothing == "kneser-ney":
-                # discounted counts, and the discounted mass spread by the lower order
-                mixed = p * (self.discount * distinct / total)
-                mixed[ids] += (values - self.discount) / total
-            else:
-                mixed = p * (distinct / (total + distinct))
-                mixed[ids] += values / (total + distinct)
-            p = mixed
+        p = self._probs(context)
         out = np.log(p)
         self._cache[context] = out
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return out
+
+    def _probs(self, context: str) -> np.ndarray:
+        """Interpolated probabilities after ``context``, memoised for every suffix: contexts that
+        end alike (most of a beam's) share their lower orders."""
+        hit = self._memo.get(context)
+        if hit is not None:
+            return hit
+        lower = self._probs(context[1:]) if context else self._uniform
+        entry = self._tables[len(context)].get(context)
+        if entry is None:
+            p = lower  # unseen: the lower order alone (a longer context is unseen too)
+        else:
+            ids, added, scale = entry
+            p = lower * scale
+            p[ids] += added
+        if len(self._memo) >= self._cache_size:
+            self._memo.clear()
+        self._memo[context] = p
+        return p
 
     def score(self, text: str) -> float:
         """Log-probability of a whole line, end-of-line included."""

@@ -75,8 +75,22 @@ class BatchPolicy:
                    max_width=base.max_width, width_multiple=base.width_multiple)
 
 
-DECODERS = ("greedy", "beam")
-DEFAULT_DECODER = "greedy"
+DECODERS = ("auto", "greedy", "beam")
+DEFAULT_DECODER = "auto"
+
+
+def resolve_decoder(manifest: ModelManifest, decoder: str = DEFAULT_DECODER) -> str:
+    """``greedy`` or ``beam``: ``auto`` is beam search when the model ships a language model.
+
+    >>> from sparkhtr.registry import resolve_model
+    >>> resolve_decoder(resolve_model()), resolve_decoder(resolve_model(), "greedy")
+    ('beam', 'greedy')
+    """
+    if decoder not in DECODERS:
+        raise ConfigError(f"decoder must be one of {', '.join(DECODERS)}, not {decoder!r}")
+    if decoder == "auto":
+        return "beam" if isinstance(manifest.extra.get("language_model"), dict) else "greedy"
+    return decoder
 
 
 def recognizer_ref(manifest: ModelManifest, decoder: str = DEFAULT_DECODER) -> str:
@@ -88,9 +102,7 @@ def recognizer_ref(manifest: ModelManifest, decoder: str = DEFAULT_DECODER) -> s
     >>> recognizer_ref(resolve_model(), "beam").endswith("+charlm")
     True
     """
-    if decoder not in DECODERS:
-        raise ConfigError(f"decoder must be one of {', '.join(DECODERS)}, not {decoder!r}")
-    return manifest.ref + ("+charlm" if decoder == "beam" else "")
+    return manifest.ref + ("+charlm" if resolve_decoder(manifest, decoder) == "beam" else "")
 
 
 @dataclass(frozen=True)
@@ -263,18 +275,20 @@ def _fp16_model_bytes(model_path: str) -> bytes:
 
 
 def get_session(model_path: str, sha256: str, device: str = "auto", threads: int = 0, gpu_id: int = 0,
-                precision: str = "fp32") -> ort.InferenceSession:
+                precision: str = "fp32", spinning: bool = True) -> ort.InferenceSession:
     """A process-wide cached session for (model, providers, threads, GPU, precision); created on first use.
 
     ``threads=0`` lets onnxruntime pick; Spark adapters pass the task's cores so that N
     concurrent workers do not each start an all-core thread pool. With CUDA the session
     must really run on CUDA (onnxruntime falls back to CPU silently): otherwise ``ModelError``.
+    ``spinning=False`` stops idle onnxruntime threads from busy-waiting, leaving the cores to
+    work that runs beside inference (beam-search decoding).
     """
     global session_loads
     providers = providers_for(device, gpu_id)
     precision = resolve_precision(precision, device)
     names = tuple(p if isinstance(p, str) else p[0] for p in providers)
-    key = (model_path, sha256, names, threads, gpu_id, precision)
+    key = (model_path, sha256, names, threads, gpu_id, precision, spinning)
     with _lock:
         session = _sessions.get(key)
         if session is not None:
@@ -284,6 +298,8 @@ def get_session(model_path: str, sha256: str, device: str = "auto", threads: int
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if not spinning:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             if precision == "fp16":
                 # make sure CUDA starts before handing onnxruntime a half-precision graph: if it
@@ -349,16 +365,19 @@ class LineRecognizer:
     ``prepare_threads``: threads that normalise crops (OpenCV and numpy release the GIL);
     default ``threads`` on CUDA, where host-side preparation is the bottleneck, else 1 (on
     CPU the cores are onnxruntime's).
-    ``decoder``: ``greedy`` (best path) or ``beam`` (prefix beam search with the model's
-    character language model; ``beam`` overrides the manifest's settings).
+    ``decoder``: ``greedy`` (best path), ``beam`` (prefix beam search with the model's
+    character language model; ``beam`` overrides the manifest's settings) or ``auto``
+    (beam when the model ships a language model). Beam search runs on a thread beside
+    onnxruntime; ``threads=0`` then leaves it one core.
     """
 
     def __init__(self, manifest: ModelManifest, *, device: str = "auto", threads: int = 0, gpu_id: int = 0,
                  policy: BatchPolicy | None = None, verify: bool = True, precision: str = "fp32",
                  io_binding: bool | None = None, prepare_threads: int | None = None,
                  decoder: str = DEFAULT_DECODER, beam: BeamSettings | None = None) -> None:
-        if decoder not in DECODERS:
-            raise ConfigError(f"decoder must be one of {', '.join(DECODERS)}, not {decoder!r}")
+        decoder = resolve_decoder(manifest, decoder)
+        if decoder == "beam" and threads == 0:
+            threads = max((os.cpu_count() or 2) - 1, 1)  # one core is the beam decoder's
         if manifest.kind != "ctc-line-recognizer":
             raise ModelError(f"{manifest.ref} is a {manifest.kind!r}, not a ctc-line-recognizer")
         path = verify_model(manifest) if verify else manifest.model_path
@@ -366,7 +385,8 @@ class LineRecognizer:
         self.alphabet = Alphabet(manifest.alphabet)
         self.precision = resolve_precision(precision, device)
         self.gpu_id = gpu_id
-        self.session = get_session(str(path), manifest.sha256, device, threads, gpu_id, precision)
+        self.session = get_session(str(path), manifest.sha256, device, threads, gpu_id, precision,
+                                   spinning=decoder == "greedy")
         # where the session really runs ("auto" on a CUDA build without a working GPU runs on CPU)
         self.device = "cuda" if self.session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
         self.policy = policy or BatchPolicy.for_device(self.device)

@@ -43,6 +43,7 @@ from sparkhtr.core.recognize import (
     LineRecognizer,
     cuda_device_index,
     recognizer_ref,
+    resolve_decoder,
     task_threads,
 )
 from sparkhtr.errors import ConfigError, ModelError
@@ -192,7 +193,8 @@ class HandwrittenTextRecognizer(ArrowTransformer, HasInputCol, HasOutputCol):
     device: Param[str] = Param(Params._dummy(), "device", "auto, cpu or cuda", TypeConverters.toString)
     precision: Param[str] = Param(Params._dummy(), "precision", "fp32, or fp16 (CUDA only)", TypeConverters.toString)
     decoder: Param[str] = Param(Params._dummy(), "decoder",
-                                "greedy, or beam (beam search with the model's character language model)",
+                                "auto (beam when the model ships a language model), greedy, or beam "
+                                "(beam search with the model's character language model)",
                                 TypeConverters.toString)
     batchLines: Param[int] = Param(Params._dummy(), "batchLines", "most lines per inference batch (0 = device default)",
                                    TypeConverters.toInt)
@@ -293,7 +295,7 @@ class HandwrittenTextRecognizer(ArrowTransformer, HasInputCol, HasOutputCol):
         line_type = to_arrow_type(LINES)
         plain = (self.getModel(), manifest.sha256, params["device"], self.getBatchLines(), self.getBatchPixels(),
                  params["precision"], params["decoder"])
-        if params["decoder"] == "beam":
+        if resolve_decoder(manifest, params["decoder"]) == "beam":
             BeamSettings.for_model(manifest)  # fail on the driver when the model ships no language model
         ref = recognizer_ref(manifest, params["decoder"])
         keep_crops, fail = self.getKeepCrops(), self.getHandleInvalid() == "error"
