@@ -136,12 +136,14 @@ def test_recognizer_beam_decoder_reads_the_manifest_language_model(tmp_path):
     manifest = read_manifest(folder)
     beam = LineRecognizer(manifest, device="cpu", threads=1, decoder="beam")
     assert (beam.beam.alpha, beam.beam.beta, beam.beam.beam_width) == (0.3, 0.5, 8)
-    greedy = LineRecognizer(manifest, device="cpu", threads=1)
+    greedy = LineRecognizer(manifest, device="cpu", threads=1, decoder="greedy")
     lines = [blob_line(k) for k in (1, 3, 2)]
     assert [r.text for r in beam.recognize(lines)] == [r.text for r in greedy.recognize(lines)] == ["a", "aaa", "aa"]
     assert beam.stats.decode_seconds > 0
     assert recognizer_ref(manifest, "beam") == "tiny-ctc@0.0.1+charlm"
     assert recognizer_ref(manifest, "greedy") == "tiny-ctc@0.0.1"
+    assert recognizer_ref(manifest) == "tiny-ctc@0.0.1+charlm"  # auto: the model ships an LM
+    assert LineRecognizer(manifest, device="cpu", threads=1).beam is not None
 
 
 def test_recognizer_decoder_errors(tmp_path):
@@ -151,6 +153,8 @@ def test_recognizer_decoder_errors(tmp_path):
         LineRecognizer(manifest, device="cpu", decoder="beam")
     with pytest.raises(ConfigError, match="decoder"):
         LineRecognizer(manifest, device="cpu", decoder="viterbi")
+    assert LineRecognizer(manifest, device="cpu", threads=1).beam is None  # auto without an LM: greedy
+    assert recognizer_ref(manifest) == "tiny-ctc@0.0.1"
     add_language_model(folder, ["ab"])
     (folder / "charlm.json.gz").write_bytes(b"tampered")
     with pytest.raises(ModelError, match="sha256 mismatch"):
