@@ -86,7 +86,7 @@ def test_new_model_version_reprocesses_only_when_asked(spark, tmp_path, inputs):
     # The broken file has no recogniser: a new model would not change its error row.
     assert (redone.files_processed, redone.pages) == (4, 4)
     pages, lines, _ = tables(spark, out)
-    ref = f"{manifest['name']}@{manifest['version']}"
+    ref = f"{manifest['name']}@{manifest['version']}+charlm"  # the bundled LM came along: beam search
     assert {r.recognizer for r in pages.where("status = 'ok'").collect()} == {ref}
     assert {r.recognizer for r in lines.collect()} == {ref}
     assert duplicates(pages, ["path", "page"]) == 0 and duplicates(lines, ["path", "page", "line"]) == 0
