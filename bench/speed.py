@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from sparkhtr.core.recognize import BatchPolicy, LineRecognizer, RecognizerStats
+from sparkhtr.core.recognize import DECODERS, BatchPolicy, LineRecognizer, RecognizerStats
 from sparkhtr.perf import MemorySampler, arrow_column_bytes, markdown_table, window_peaks
 from sparkhtr.registry import resolve_model
 
@@ -109,11 +109,13 @@ def load_lines(data: Path, per_dataset: int | None, fonts: Path, generated: int 
 # ---------------------------------------------------------------- a. recogniser limit
 
 DEVICE = ["cpu"]  # --device: cpu here; cuda on a GPU node (not measured in this project yet)
+DECODER = ["auto"]  # --decoder: every section recognises with it (raw and Spark alike)
 
 
 def time_raw(crops: list[np.ndarray], threads: int, policy: BatchPolicy, repeats: int = 1) -> dict[str, Any]:
     """Lines/s of :meth:`LineRecognizer.recognize` over ``crops`` in this process (best of ``repeats``)."""
-    recognizer = LineRecognizer(resolve_model(), device=DEVICE[0], threads=threads, policy=policy)
+    recognizer = LineRecognizer(resolve_model(), device=DEVICE[0], threads=threads, policy=policy,
+                                decoder=DECODER[0])
     recognizer.recognize(crops[:16])  # warm-up: allocations, first shapes
     best, stats = float("inf"), RecognizerStats()
     for _ in range(repeats):
@@ -131,7 +133,7 @@ def time_raw(crops: list[np.ndarray], threads: int, policy: BatchPolicy, repeats
 
 def _raw_child(args: tuple[list[np.ndarray], BatchPolicy, Any]) -> tuple[float, float, int]:
     crops, policy, barrier = args
-    recognizer = LineRecognizer(resolve_model(), device="cpu", threads=1, policy=policy)
+    recognizer = LineRecognizer(resolve_model(), device="cpu", threads=1, policy=policy, decoder=DECODER[0])
     recognizer.recognize(crops[:16])
     barrier.wait()
     start = time.time()
@@ -191,7 +193,7 @@ def spark_recognizer(spark: Any, lines: LineSet, policy: BatchPolicy | None, par
     pages = pages_frame(spark, lines, partitions).persist(StorageLevel.MEMORY_ONLY)
     n_pages = pages.count()
     kwargs = {"batchLines": policy.max_lines, "batchPixels": policy.max_pixels} if policy else {}
-    stage = HandwrittenTextRecognizer.pretrained(device=DEVICE[0], **kwargs)
+    stage = HandwrittenTextRecognizer.pretrained(device=DEVICE[0], decoder=DECODER[0], **kwargs)
     out = stage.transform(pages)
     runs = []
     for _ in range(repeats + 1):
@@ -337,8 +339,9 @@ def section_e2e(spark: Any, data: Path, n_generated: int) -> dict[str, Any]:
     if not pages_dir.is_dir():
         pages_dir, glob = generated_pages(tmp / "generated", n_generated), None
     # twice: the first run also starts the Python workers of the chained stages (about 5 per task)
-    first = recognize_to_tables(spark, [str(pages_dir)], str(tmp / "pipelined-1"), glob=glob)
-    summary = recognize_to_tables(spark, [str(pages_dir)], str(tmp / "pipelined-2"), glob=glob)
+    first = recognize_to_tables(spark, [str(pages_dir)], str(tmp / "pipelined-1"), glob=glob, decoder=DECODER[0])
+    summary = recognize_to_tables(spark, [str(pages_dir)], str(tmp / "pipelined-2"), glob=glob,
+                                  decoder=DECODER[0])
     print(f"  end to end: {summary.pages} pages, {summary.lines} lines in {summary.seconds:.1f} s: "
           f"{summary.pages_per_minute:.1f} pages/min (first run {first.pages_per_minute:.1f})", flush=True)
 
@@ -348,7 +351,7 @@ def section_e2e(spark: Any, data: Path, n_generated: int) -> dict[str, Any]:
     # counts the bytes the next stage would receive. Then the write, from the cached result.
     files = read_binary_files(spark, [str(pages_dir)], glob)
     stages = [("decode", BinaryToImage()), ("preprocess", ImagePreprocessor()), ("segment", LineSegmenter()),
-              ("recognize", HandwrittenTextRecognizer.pretrained())]
+              ("recognize", HandwrittenTextRecognizer.pretrained(decoder=DECODER[0]))]
     cumulative: dict[str, float] = {}
     sizes: dict[str, dict[str, int]] = {}
     start = time.perf_counter()
@@ -437,7 +440,8 @@ def section_memory(n_small: int, n_large: int) -> dict[str, Any]:
     runs = {}
     for name, folder, n in (("small", small, n_small), ("large", large, n_large)):
         start = sampler.elapsed()
-        summary = recognize_to_tables(spark, [str(folder)], str(tmp / f"out-{name}"), progress=progress)
+        summary = recognize_to_tables(spark, [str(folder)], str(tmp / f"out-{name}"), progress=progress,
+                                      decoder=DECODER[0])
         end = sampler.elapsed()
         window = [s for s in sampler.samples if start <= s[0] <= end]
         runs[name] = {"pages": summary.pages, "lines": summary.lines, "seconds": summary.seconds,
@@ -531,15 +535,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--generated-pages", type=int, default=12, help="pages to generate when --data has none")
     p.add_argument("--memory-pages", default="100,1000", help="small then large page count of the memory runs")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--decoder", default="auto", choices=DECODERS,
+                   help="CTC decoder of every section (auto: beam search with the bundled LM)")
     p.add_argument("--conf", action="append", default=[], help="extra Spark conf key=value (before/after runs)")
     p.add_argument("--json", default=None)
     p.add_argument("--md", default=None)
     args = p.parse_args(argv)
     sections = [s for s in args.sections.split(",") if s]
     DEVICE[0] = args.device
+    DECODER[0] = args.decoder
     data = Path(args.data)
     conf = dict(item.split("=", 1) for item in args.conf)
-    report: dict[str, Any] = {"cores": os.cpu_count(), "device": args.device, "conf": conf,
+    report: dict[str, Any] = {"cores": os.cpu_count(), "device": args.device, "decoder": args.decoder, "conf": conf,
                               "command": "python " + " ".join(sys.argv)}
     n_small, n_large = (int(x) for x in args.memory_pages.split(","))
 
