@@ -18,6 +18,7 @@ import json
 import math
 from collections import Counter, OrderedDict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,45 @@ def _continuation_counts(longer: dict[str, dict[str, int]]) -> dict[str, dict[st
     return table
 
 
+@dataclass(frozen=True)
+class _Order:
+    """One order's interpolation terms, packed: ``P(c | h) = weight[h] * P(c | shorter h) + added[h, c]``.
+
+    The followers of context row ``r`` are ``ids[starts[r]:starts[r + 1]]`` with their ``added``
+    mass. Flat arrays instead of a small array per context: a tenth of the memory.
+    """
+
+    rows: dict[str, int]
+    starts: np.ndarray
+    ids: np.ndarray
+    added: np.ndarray
+    weight: np.ndarray
+
+
+def _pack(table: dict[str, dict[str, int]], index: dict[str, int], smoothing: str, discount: float) -> _Order:
+    rows: dict[str, int] = {}
+    starts = np.zeros(len(table) + 1, np.int64)
+    ids = np.empty(sum(len(f) for f in table.values()), np.int32)
+    added = np.empty(len(ids), np.float64)
+    weight = np.empty(len(table), np.float64)
+    at = 0
+    for row, (context, followers) in enumerate(table.items()):
+        rows[context] = row
+        values = np.fromiter(followers.values(), np.float64, len(followers))
+        total, distinct = float(values.sum()), len(followers)
+        end = at + distinct
+        ids[at:end] = [index[s] for s in followers]
+        if smoothing == "kneser-ney":
+            # discounted counts; the discounted mass goes to the lower order
+            added[at:end] = (values - discount) / total
+            weight[row] = discount * distinct / total
+        else:
+            added[at:end] = values / (total + distinct)
+            weight[row] = distinct / (total + distinct)
+        starts[row + 1] = at = end
+    return _Order(rows, starts, ids, added, weight)
+
+
 class CharNgramLM:
     """Interpolated character n-gram; ``log_probs(history)`` is a vector over ``symbols``.
 
@@ -53,7 +93,8 @@ class CharNgramLM:
     """
 
     def __init__(self, characters: str, order: int, counts: list[dict[str, dict[str, int]]],
-                 smoothing: str = "kneser-ney", discount: float = 0.9, cache_size: int = 50_000) -> None:
+                 smoothing: str = "kneser-ney", discount: float = 0.9, cache_size: int = 20_000,
+                 keep_counts: bool = True) -> None:
         if order < 1 or len(counts) != order:
             raise ValueError(f"order {order} needs {order} count tables, got {len(counts)}")
         if smoothing not in SMOOTHINGS:
@@ -66,25 +107,12 @@ class CharNgramLM:
         self.discount = discount
         self.symbols = characters + EOS
         self.index = {s: i for i, s in enumerate(self.symbols)}
-        self.counts = counts
+        # the raw counts are kept only to be saved again; a loaded model drops them (memory)
+        self.counts: list[dict[str, dict[str, int]]] | None = counts if keep_counts else None
         tables = counts
         if smoothing == "kneser-ney":
             tables = [_continuation_counts(counts[k + 1]) for k in range(order - 1)] + [counts[-1]]
-        # per order: context -> (follower indices, their added mass, the lower order's weight):
-        # P(c | h) = weight(h) * P(c | shorter h) + added(h, c)
-        self._tables: list[dict[str, tuple[np.ndarray, np.ndarray, float]]] = []
-        for table in tables:
-            packed = {}
-            for context, followers in table.items():
-                ids = np.array([self.index[s] for s in followers], np.int64)
-                values = np.array(list(followers.values()), np.float64)
-                total, distinct = float(values.sum()), len(ids)
-                if smoothing == "kneser-ney":
-                    # discounted counts; the discounted mass goes to the lower order
-                    packed[context] = (ids, (values - discount) / total, discount * distinct / total)
-                else:
-                    packed[context] = (ids, values / (total + distinct), distinct / (total + distinct))
-            self._tables.append(packed)
+        self._orders = [_pack(table, self.index, smoothing, discount) for table in tables]
         self._uniform = np.full(len(self.symbols), 1.0 / len(self.symbols))
         self._memo: dict[str, np.ndarray] = {}
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -144,13 +172,14 @@ class CharNgramLM:
         if hit is not None:
             return hit
         lower = self._probs(context[1:]) if context else self._uniform
-        entry = self._tables[len(context)].get(context)
-        if entry is None:
+        level = self._orders[len(context)]
+        row = level.rows.get(context)
+        if row is None:
             p = lower  # unseen: the lower order alone (a longer context is unseen too)
         else:
-            ids, added, scale = entry
-            p = lower * scale
-            p[ids] += added
+            start, end = level.starts[row], level.starts[row + 1]
+            p = lower * level.weight[row]
+            p[level.ids[start:end]] += level.added[start:end]
         if len(self._memo) >= self._cache_size:
             self._memo.clear()
         self._memo[context] = p
@@ -175,6 +204,8 @@ class CharNgramLM:
 
     def save(self, path: str | Path) -> None:
         """Write the counts as gzipped JSON (deterministic bytes for a given model)."""
+        if self.counts is None:
+            raise ValueError("this model was loaded without its counts; save the file it came from")
         doc = {"format": "sparkhtr-char-ngram/1", "order": self.order, "characters": self.characters,
                "smoothing": self.smoothing, "discount": self.discount, "counts": self.counts}
         data = json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
@@ -189,4 +220,4 @@ class CharNgramLM:
         if doc.get("format") != "sparkhtr-char-ngram/1":
             raise ValueError(f"{path} is not a sparkhtr character n-gram model")
         return cls(doc["characters"], int(doc["order"]), doc["counts"], doc.get("smoothing", "witten-bell"),
-                   float(doc.get("discount", 0.9)))
+                   float(doc.get("discount", 0.9)), keep_counts=False)
