@@ -99,6 +99,13 @@ def main(argv: list[str] | None = None) -> int:
         },
         "licence": "CC-BY-SA 4.0 (inherits the share-alike terms of the hooker training data)",
     }
+    previous = args.out / "manifest.json"
+    if previous.is_file():
+        # keep the folder's language model (same alphabet); its weights want retuning with
+        # bench/lm_decoding.py and models.training.charlm for the new model
+        spec = json.loads(previous.read_text(encoding="utf-8")).get("language_model")
+        if spec and (args.out / spec["file"]).is_file():
+            manifest["language_model"] = spec
     (args.out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     alphabet = Alphabet(config["characters"])
     val = load_split(data_root(args.data), "val", alphabet, config["height"], 2400, DATASETS, args.parity_lines)
