@@ -132,6 +132,8 @@ class BeamSettings:
         lm = _language_models.get(str(path))
         if lm is None:
             lm = _language_models[str(path)] = CharNgramLM.load(path)
+        if lm.characters != manifest.alphabet:
+            raise ModelError(f"language model {path} was built for another alphabet than {manifest.ref}'s")
         return cls(lm, beam_width or int(spec.get("beam_width", 16)), float(spec.get("alpha", 0.5)),
                    float(spec.get("beta", 1.0)))
 

@@ -156,6 +156,13 @@ def test_recognizer_decoder_errors(tmp_path):
     assert LineRecognizer(manifest, device="cpu", threads=1).beam is None  # auto without an LM: greedy
     assert recognizer_ref(manifest) == "tiny-ctc@0.0.1"
     add_language_model(folder, ["ab"])
+    other = make_tiny_model_dir(tmp_path / "other", alphabet="xy")
+    (other / "charlm.json.gz").write_bytes((folder / "charlm.json.gz").read_bytes())
+    spec = json.loads((folder / "manifest.json").read_text())["language_model"]
+    doc = json.loads((other / "manifest.json").read_text())
+    (other / "manifest.json").write_text(json.dumps({**doc, "language_model": spec}))
+    with pytest.raises(ModelError, match="another alphabet"):
+        BeamSettings.for_model(read_manifest(other))
     (folder / "charlm.json.gz").write_bytes(b"tampered")
     with pytest.raises(ModelError, match="sha256 mismatch"):
         BeamSettings.for_model(read_manifest(folder))
