@@ -16,7 +16,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,8 +88,9 @@ class CharNgramLM:
     orders use continuation counts) or ``witten-bell``. On the val transcriptions of
     ../shared/data, order 6: perplexity 5.61 with Kneser-Ney (discount 0.9) against 6.50
     with Witten-Bell. ``symbols`` are the alphabet's characters followed by :data:`EOS`;
-    ``index`` maps a symbol to its position. Distributions are cached per context (an LRU
-    of ``cache_size`` contexts), since beam search asks for the same few histories many times.
+    ``index`` maps a symbol to its position. Distributions are memoised for up to
+    ``cache_size`` contexts and their suffixes, since beam search asks for the same few
+    histories many times.
     """
 
     def __init__(self, characters: str, order: int, counts: list[dict[str, dict[str, int]]],
@@ -115,7 +116,6 @@ class CharNgramLM:
         self._orders = [_pack(table, self.index, smoothing, discount) for table in tables]
         self._uniform = np.full(len(self.symbols), 1.0 / len(self.symbols))
         self._memo: dict[str, np.ndarray] = {}
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
 
     @classmethod
@@ -154,16 +154,7 @@ class CharNgramLM:
         n = self.order - 1
         padded = BOS * n + history[-n:] if n else ""
         context = padded[len(padded) - n:]
-        cached = self._cache.get(context)
-        if cached is not None:
-            self._cache.move_to_end(context)
-            return cached
-        p = self._probs(context)
-        out = np.log(p)
-        self._cache[context] = out
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
-        return out
+        return np.log(self._probs(context))
 
     def _probs(self, context: str) -> np.ndarray:
         """Interpolated probabilities after ``context``, memoised for every suffix: contexts that
