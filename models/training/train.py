@@ -48,6 +48,23 @@ def evaluate(model: CRNN, samples, alphabet: Alphabet, batch_lines: int = 32) ->
     return report
 
 
+def learning_rate(step: int, base: float, plateau_scale: float = 1.0, decay_start: int | None = None,
+                  decay_steps: int = 0, min_scale: float = 0.05, warmup_steps: int = 500) -> float:
+    """Learning rate at ``step``: linear warm-up, plateau halvings, then an optional cosine decay.
+
+    The decay runs from ``decay_start`` over ``decay_steps`` steps down to ``min_scale`` of the rate
+    and stays there.
+
+    >>> round(learning_rate(6000, 1e-3, decay_start=5000, decay_steps=2000), 7)  # half-way: (1 + 0.05) / 2
+    0.000525
+    """
+    scale = min(1.0, (step + 1) / warmup_steps) * plateau_scale
+    if decay_steps and decay_start is not None:
+        progress = min(1.0, max(0.0, (step - decay_start) / decay_steps))
+        scale *= min_scale + (1 - min_scale) * 0.5 * (1 + math.cos(math.pi * progress))
+    return base * scale
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=None, help="shared data folder (default $SPARKHTR_DATA or ../shared/data)")
@@ -57,6 +74,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch-lines", type=int, default=16)
     p.add_argument("--batch-width", type=int, default=16 * 700, help="bound on lines x padded width")
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--decay-steps", type=int, default=0,
+                   help="cosine-decay the learning rate over this many steps, counted from the step where "
+                        "decay was first asked for (kept across resumes); 0 keeps it flat")
+    p.add_argument("--min-lr-scale", type=float, default=0.05, help="learning rate at the end of the decay, as a share")
     p.add_argument("--eval-every", type=int, default=1000)
     p.add_argument("--save-every", type=int, default=100,
                    help="steps between resume checkpoints (a stopped session loses at most this many)")
@@ -98,6 +119,9 @@ def main(argv: list[str] | None = None) -> None:
                     "config": config}, tmp)
         tmp.replace(path)
 
+    if args.decay_steps and state.get("decay_start") is None:
+        state["decay_start"] = state["step"]
+
     rng = random.Random(args.seed + state["step"])
     synthetic = None
     if args.fonts and args.synthetic_fraction > 0:
@@ -117,9 +141,9 @@ def main(argv: list[str] | None = None) -> None:
             print(f"rendered {n_synthetic} synthetic lines in {time.time() - t_syn:.0f}s", flush=True)
         widths = [s.image.shape[1] for s in epoch_lines]
         for batch_ids in width_batches(widths, args.batch_lines, args.batch_width, rng):
-            warm = min(1.0, (state["step"] + 1) / 500)
             for group in optimizer.param_groups:
-                group["lr"] = args.lr * warm * state["lr_scale"]
+                group["lr"] = learning_rate(state["step"], args.lr, state["lr_scale"], state.get("decay_start"),
+                                            args.decay_steps, args.min_lr_scale)
             images = [augment(epoch_lines[i].image, rng) for i in batch_ids]
             batch, widths_b = collate(images, WIDTH_STRIDE)
             targets = [alphabet.encode(epoch_lines[i].text) for i in batch_ids]
@@ -158,7 +182,8 @@ def main(argv: list[str] | None = None) -> None:
             elif state["step"] % args.save_every == 0:
                 state["train_seconds"] = seconds_at_start + time.time() - started
                 save(last)
-            if (time.time() - started) / 3600 > args.hours or state["step"] >= args.max_steps:
+            decayed = args.decay_steps and state["step"] >= state["decay_start"] + args.decay_steps
+            if (time.time() - started) / 3600 > args.hours or state["step"] >= args.max_steps or decayed:
                 done = True
                 break
         else:
