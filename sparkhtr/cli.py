@@ -150,6 +150,9 @@ def cmd_eval_lines(args: argparse.Namespace) -> int:
     for name, row in report["datasets"].items():
         print(f"{name:<12}{row['lines']:>7}{100 * row['cer']:>9.2f}{100 * row['wer']:>9.2f}")
     print(f"{report['lines_per_second']:.1f} lines/s ({args.threads or 'all'} threads), model {report['model']}")
+    print("most confident lines kept: " + ", ".join(
+        f"{100 * row['share']:.0f} % (confidence ≥ {row['min_confidence']:.3f}) CER {100 * row['cer']:.2f} %"
+        for row in report["confidence_coverage"]))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2, ensure_ascii=False))
     return 0

@@ -45,6 +45,29 @@ def evaluate_lines(references: Sequence[str], hypotheses: Sequence[str], groups:
     return report
 
 
+def confidence_coverage(references: Sequence[str], hypotheses: Sequence[str], confidences: Sequence[float],
+                        shares: Sequence[float] = (0.25, 0.5, 0.75, 1.0)) -> list[dict[str, float]]:
+    """CER of the most confident lines: for each share of lines kept (most confident first), the
+    lowest confidence kept (a threshold for ``WHERE confidence >= …``) and their CER and WER.
+
+    >>> rows = confidence_coverage(["cat", "dog"], ["cat", "dig"], [0.9, 0.4], shares=(0.5, 1.0))
+    >>> [(r["share"], r["min_confidence"], round(r["cer"], 3)) for r in rows]
+    [(0.5, 0.9, 0.0), (1.0, 0.4, 0.167)]
+    """
+    if not len(references) == len(hypotheses) == len(confidences):
+        raise ValueError("references, hypotheses and confidences differ in length")
+    order = sorted(range(len(references)), key=lambda i: -confidences[i])
+    rows = []
+    for share in shares:
+        kept = order[:max(1, round(share * len(order)))] if order else []
+        refs = [references[i] for i in kept]
+        hyps = [hypotheses[i] for i in kept]
+        rows.append({"share": share, "lines": len(kept),
+                     "min_confidence": min((confidences[i] for i in kept), default=0.0),
+                     "cer": cer(refs, hyps), "wer": wer(refs, hyps)})
+    return rows
+
+
 def load_line_parquet(path: Path, limit: int | None = None) -> tuple[list[np.ndarray], list[str]]:
     """Grayscale images and texts of a lines Parquet file."""
     import pyarrow.parquet as pq
@@ -65,6 +88,7 @@ def evaluate_parquets(recognizer: LineRecognizer, files: Sequence[Path], limit: 
     alphabet = Alphabet(recognizer.manifest.alphabet)
     refs: list[str] = []
     hyps: list[str] = []
+    confidences: list[float] = []
     groups: list[str] = []
     dropped: dict[str, int] = {}
     seconds = 0.0
@@ -77,10 +101,12 @@ def evaluate_parquets(recognizer: LineRecognizer, files: Sequence[Path], limit: 
             dropped[char] = dropped.get(char, 0) + count
         refs.extend(alphabet.normalize(t) for t in texts)
         hyps.extend(r.text for r in results)
+        confidences.extend(r.confidence for r in results)
         groups.extend([Path(path).stem] * len(texts))
     return {
         "model": recognizer.manifest.ref,
         "datasets": evaluate_lines(refs, hyps, groups),
+        "confidence_coverage": confidence_coverage(refs, hyps, confidences),
         "lines_per_second": len(refs) / seconds if seconds else 0.0,
         "seconds": seconds,
         "dropped_reference_characters": dropped,

@@ -8,7 +8,7 @@ from PIL import Image
 
 from sparkhtr.cli import build_parser, main
 from sparkhtr.errors import ConfigError
-from sparkhtr.evaluation import evaluate_lines
+from sparkhtr.evaluation import confidence_coverage, evaluate_lines
 from sparkhtr.spark.session import load_profile
 from tests.helpers.tiny_model import blob_line
 
@@ -43,7 +43,11 @@ def test_eval_lines_on_a_parquet_of_blob_lines(tmp_path, tiny_model_dir, capsys)
     report = json.loads(report_path.read_text())
     assert report["datasets"]["toy"]["lines"] == 4
     assert report["datasets"]["toy"]["cer"] == pytest.approx(1 / 8)
-    assert "lines/s" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "lines/s" in out and "most confident lines kept" in out
+    coverage = report["confidence_coverage"]
+    assert [row["lines"] for row in coverage] == [1, 2, 3, 4]
+    assert coverage[-1]["cer"] == pytest.approx(1 / 8)
 
 
 def test_unknown_model_is_a_clean_error(capsys):
@@ -54,6 +58,17 @@ def test_unknown_model_is_a_clean_error(capsys):
 def test_evaluate_lines_groups():
     report = evaluate_lines(["ab", "cd"], ["ab", "xd"], ["g1", "g2"])
     assert report["g1"]["cer"] == 0.0 and report["g2"]["cer"] == 0.5 and report["all"]["cer"] == 0.25
+
+
+def test_confidence_coverage_keeps_the_most_confident_lines_first():
+    refs = ["abcd", "abcd", "abcd", "abcd"]
+    hyps = ["abcd", "abxd", "xxcd", "xxxx"]
+    rows = confidence_coverage(refs, hyps, [0.9, 0.2, 0.5, 0.1], shares=(0.25, 0.5, 0.75, 1.0))
+    assert [row["cer"] for row in rows] == pytest.approx([0.0, 2 / 8, 3 / 12, 7 / 16])
+    assert [row["min_confidence"] for row in rows] == [0.9, 0.5, 0.2, 0.1]
+    assert confidence_coverage([], [], [])[0]["lines"] == 0
+    with pytest.raises(ValueError, match="differ in length"):
+        confidence_coverage(["a"], [], [0.5])
 
 
 def test_conf_profiles():
