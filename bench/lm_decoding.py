@@ -6,7 +6,7 @@ them greedily and with :func:`sparkhtr.core.ctc.beam_decode` for a grid of LM we
 lines of each val set and the chosen setting is reported on the odd-numbered ones (never
 seen while tuning) and on all lines, with decoding time per line.
 
-    python bench/lm_decoding.py --lm models/sparkhtr-latin-crnn/charlm.json.gz --json bench/results/lm_decoding.json
+    python bench/lm_decoding.py --lm models/sparkhtr-latin-crnn/charlm.npz --json bench/results/lm_decoding.json
 """
 
 from __future__ import annotations

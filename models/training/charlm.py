@@ -5,7 +5,7 @@
 
 Reads ``<data>/lines/train/*.parquet`` (never val), normalises the text with the model's
 alphabet, counts character n-grams (:class:`sparkhtr.core.lm.CharNgramLM`), writes
-``charlm.json.gz`` beside the ONNX file and records it, with the beam-search weights
+``charlm.npz`` beside the ONNX file and records it, with the beam-search weights
 (tuned by ``bench/lm_decoding.py``), under ``language_model`` in ``manifest.json``.
 """
 
@@ -22,7 +22,7 @@ from sparkhtr.core.alphabet import Alphabet
 from sparkhtr.core.lm import SMOOTHINGS, CharNgramLM
 from sparkhtr.registry import MANIFEST, file_sha256, read_manifest
 
-LM_FILE = "charlm.json.gz"
+LM_FILE = "charlm.npz"
 
 
 def training_texts(data: Path, alphabet: Alphabet) -> list[str]:

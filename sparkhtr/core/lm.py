@@ -3,8 +3,8 @@
 An interpolated (Kneser-Ney or Witten-Bell) character n-gram over a recogniser's alphabet plus an
 end-of-line symbol, trained from plain text lines. Character models need no word list,
 so they cope with names, abbreviations and the mixed English/French of archives. The
-model is small (counts of the n-grams seen in training) and is stored as gzipped JSON
-beside the ONNX model.
+model is small (counts of the n-grams seen in training, packed in flat arrays) and is
+stored as an ``.npz`` archive beside the ONNX model.
 
 >>> lm = CharNgramLM.train(["le chat", "le chien"], "abcdefghijklmnopqrstuvwxyz ", order=3)
 >>> bool(lm.log_probs("le c")[lm.index["h"]] > lm.log_probs("le c")[lm.index["z"]])
@@ -13,11 +13,14 @@ True
 
 from __future__ import annotations
 
+import array
+import bisect
 import gzip
 import json
 import math
+import zipfile
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +32,7 @@ EOS = "\x03"
 
 
 SMOOTHINGS = ("kneser-ney", "witten-bell")
+FORMAT = "sparkhtr-char-ngram/2"
 
 
 def _continuation_counts(longer: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
@@ -42,43 +46,86 @@ def _continuation_counts(longer: dict[str, dict[str, int]]) -> dict[str, dict[st
     return table
 
 
+def _context_digits(characters: str) -> dict[str, int]:
+    """Digits of the base-(alphabet + 2) context codes: BOS is 1, character ``i`` is ``i + 2``."""
+    return {BOS: 1, **{c: i + 2 for i, c in enumerate(characters)}}
+
+
+def _context_code(context: str, digits: dict[str, int]) -> int:
+    """A context as one integer (distinct for distinct contexts of the same length); -1, which no
+    table holds, when it has a character outside the alphabet."""
+    base = len(digits) + 1
+    key = 0
+    for c in context:
+        digit = digits.get(c)
+        if digit is None:
+            return -1
+        key = key * base + digit
+    return key
+
+
 @dataclass(frozen=True)
 class _Order:
-    """One order's interpolation terms, packed: ``P(c | h) = weight[h] * P(c | shorter h) + added[h, c]``.
+    """One order's table, packed in flat arrays sorted by context code. No Python object per
+    context: the bundled 7-gram loads in 0.08 s into 32 MiB (4.6 s and 161 MiB as dicts).
 
-    The followers of context row ``r`` are ``ids[starts[r]:starts[r + 1]]`` with their ``added``
-    mass. Flat arrays instead of a small array per context: a tenth of the memory.
+    The followers of context row ``r`` are ``ids[starts[r]:starts[r + 1]]`` with their
+    ``counts`` (continuation counts for Kneser-Ney's lower orders). Interpolation terms:
+    ``P(c | h) = weight[h] * P(c | shorter h) + added[h, c]``.
     """
 
-    rows: dict[str, int]
+    keys: np.ndarray
     starts: np.ndarray
     ids: np.ndarray
+    counts: np.ndarray
     added: np.ndarray
     weight: np.ndarray
 
-
-def _pack(table: dict[str, dict[str, int]], index: dict[str, int], smoothing: str, discount: float) -> _Order:
-    rows: dict[str, int] = {}
-    starts = np.zeros(len(table) + 1, np.int64)
-    ids = np.empty(sum(len(f) for f in table.values()), np.int32)
-    added = np.empty(len(ids), np.float64)
-    weight = np.empty(len(table), np.float64)
-    at = 0
-    for row, (context, followers) in enumerate(table.items()):
-        rows[context] = row
-        values = np.fromiter(followers.values(), np.float64, len(followers))
-        total, distinct = float(values.sum()), len(followers)
-        end = at + distinct
-        ids[at:end] = [index[s] for s in followers]
+    @classmethod
+    def build(cls, keys: np.ndarray, starts: np.ndarray, ids: np.ndarray, counts: np.ndarray,
+              smoothing: str, discount: float) -> _Order:
+        n = len(keys)
+        if (starts.shape != (n + 1,) or (n and (starts[0] != 0 or np.any(np.diff(starts) < 1)))
+                or len(ids) != len(counts) or int(starts[-1]) != len(ids) or np.any(np.diff(keys) <= 0)
+                or np.any(counts < 1)):
+            raise ValueError("inconsistent n-gram table")
+        values = counts.astype(np.float64)
+        distinct = np.diff(starts).astype(np.float64)
+        total = np.add.reduceat(values, starts[:-1]) if len(keys) else np.zeros(0)
+        row_of = np.repeat(np.arange(len(keys)), np.diff(starts))
         if smoothing == "kneser-ney":
             # discounted counts; the discounted mass goes to the lower order
-            added[at:end] = (values - discount) / total
-            weight[row] = discount * distinct / total
+            added = (values - discount) / total[row_of]
+            weight = discount * distinct / total
         else:
-            added[at:end] = values / (total + distinct)
-            weight[row] = distinct / (total + distinct)
-        starts[row + 1] = at = end
-    return _Order(rows, starts, ids, added, weight)
+            added = values / (total + distinct)[row_of]
+            weight = distinct / (total + distinct)
+        # intp followers: fancy indexing with a narrower index type converts it on every lookup
+        return cls(keys, starts, ids.astype(np.intp), counts, added, weight)
+
+    def __post_init__(self) -> None:
+        # bisect over an array.array: about 4x faster per lookup than np.searchsorted on a scalar
+        object.__setattr__(self, "_sorted_keys", array.array("q", self.keys.astype(np.int64).tobytes()))
+
+    def row(self, key: int) -> int:
+        """Row of the context coded ``key``, or -1 when it was never seen."""
+        keys = self._sorted_keys  # type: ignore[attr-defined]
+        i = bisect.bisect_left(keys, key)
+        return i if i < len(keys) and keys[i] == key else -1
+
+
+def _pack(table: dict[str, dict[str, int]], code: Callable[[str], int], index: dict[str, int]
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(keys, starts, ids, counts)`` of a ``{context: {symbol: count}}`` table, sorted by key."""
+    ordered = sorted(((code(context), followers) for context, followers in table.items()), key=lambda kv: kv[0])
+    keys = np.fromiter((k for k, _ in ordered), np.int64, len(ordered))
+    sizes = np.fromiter((len(f) for _, f in ordered), np.int64, len(ordered))
+    starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    ids = np.fromiter((index[s] for _, f in ordered for s in sorted(f, key=index.__getitem__)), np.int32,
+                      int(starts[-1]))
+    counts = np.fromiter((f[s] for _, f in ordered for s in sorted(f, key=index.__getitem__)), np.int32,
+                         int(starts[-1]))
+    return keys, starts, ids, counts
 
 
 class CharNgramLM:
@@ -90,14 +137,13 @@ class CharNgramLM:
     with Witten-Bell. ``symbols`` are the alphabet's characters followed by :data:`EOS`;
     ``index`` maps a symbol to its position. Distributions are memoised for up to
     ``cache_size`` contexts and their suffixes, since beam search asks for the same few
-    histories many times.
+    histories many times. Build one with :meth:`train` or :meth:`load`.
     """
 
-    def __init__(self, characters: str, order: int, counts: list[dict[str, dict[str, int]]],
-                 smoothing: str = "kneser-ney", discount: float = 0.9, cache_size: int = 20_000,
-                 keep_counts: bool = True) -> None:
-        if order < 1 or len(counts) != order:
-            raise ValueError(f"order {order} needs {order} count tables, got {len(counts)}")
+    def __init__(self, characters: str, order: int, tables: list[tuple[np.ndarray, ...]],
+                 smoothing: str = "kneser-ney", discount: float = 0.9, cache_size: int = 20_000) -> None:
+        if order < 1 or len(tables) != order:
+            raise ValueError(f"order {order} needs {order} tables, got {len(tables)}")
         if smoothing not in SMOOTHINGS:
             raise ValueError(f"smoothing must be one of {SMOOTHINGS}, not {smoothing!r}")
         if not 0 < discount < 1:
@@ -108,15 +154,16 @@ class CharNgramLM:
         self.discount = discount
         self.symbols = characters + EOS
         self.index = {s: i for i, s in enumerate(self.symbols)}
-        # the raw counts are kept only to be saved again; a loaded model drops them (memory)
-        self.counts: list[dict[str, dict[str, int]]] | None = counts if keep_counts else None
-        tables = counts
-        if smoothing == "kneser-ney":
-            tables = [_continuation_counts(counts[k + 1]) for k in range(order - 1)] + [counts[-1]]
-        self._orders = [_pack(table, self.index, smoothing, discount) for table in tables]
+        self._digits = _context_digits(characters)
+        if (len(characters) + 2) ** max(order - 1, 1) >= 2 ** 63:
+            raise ValueError(f"order {order} is too high for a {len(characters)}-character alphabet")
+        self._orders = [_Order.build(*table, smoothing, discount) for table in tables]
         self._uniform = np.full(len(self.symbols), 1.0 / len(self.symbols))
         self._memo: dict[str, np.ndarray] = {}
         self._cache_size = cache_size
+
+    def _code(self, context: str) -> int:
+        return _context_code(context, self._digits)
 
     @classmethod
     def train(cls, lines: Iterable[str], characters: str, order: int = 6, min_count: int = 1,
@@ -125,7 +172,7 @@ class CharNgramLM:
 
         ``min_count`` drops n-grams of order ≥ 3 seen fewer times (a smaller file).
 
-        >>> CharNgramLM.train(["ab"], "ab", order=2).counts[1][BOS]
+        >>> CharNgramLM.train(["ab"], "ab", order=2).followers(BOS)
         {'a': 1}
         """
         known = set(characters)
@@ -143,7 +190,31 @@ class CharNgramLM:
                     continue
                 table.setdefault(gram[:-1], {})[gram[-1]] = n
             counts.append(table)
-        return cls(characters, order, counts, smoothing, discount)
+        return cls.from_counts(characters, order, counts, smoothing, discount)
+
+    @classmethod
+    def from_counts(cls, characters: str, order: int, counts: list[dict[str, dict[str, int]]],
+                    smoothing: str = "kneser-ney", discount: float = 0.9) -> CharNgramLM:
+        """A model from raw n-gram counts: ``counts[k][context][symbol]`` for contexts of length ``k``."""
+        if order < 1 or len(counts) != order:
+            raise ValueError(f"order {order} needs {order} count tables, got {len(counts)}")
+        tables = counts
+        if smoothing == "kneser-ney":
+            tables = [_continuation_counts(counts[k + 1]) for k in range(order - 1)] + [counts[-1]]
+        digits = _context_digits(characters)
+        index = {s: i for i, s in enumerate(characters + EOS)}
+        packed = [_pack(t, lambda context: _context_code(context, digits), index) for t in tables]
+        return cls(characters, order, packed, smoothing, discount)
+
+    def followers(self, context: str) -> dict[str, int]:
+        """The stored counts after ``context`` (``len(context) < order``): raw counts at the top
+        order, continuation counts below it under Kneser-Ney; empty when the context is unseen."""
+        level = self._orders[len(context)]
+        row = level.row(self._code(context))
+        if row < 0:
+            return {}
+        span = slice(level.starts[row], level.starts[row + 1])
+        return {self.symbols[i]: int(n) for i, n in zip(level.ids[span], level.counts[span], strict=True)}
 
     def log_probs(self, history: str) -> np.ndarray:
         """Natural-log probabilities of every symbol after ``history`` (the text so far).
@@ -164,8 +235,8 @@ class CharNgramLM:
             return hit
         lower = self._probs(context[1:]) if context else self._uniform
         level = self._orders[len(context)]
-        row = level.rows.get(context)
-        if row is None:
+        row = level.row(self._code(context))
+        if row < 0:
             p = lower  # unseen: the lower order alone (a longer context is unseen too)
         else:
             start, end = level.starts[row], level.starts[row + 1]
@@ -194,21 +265,62 @@ class CharNgramLM:
         return math.exp(-logp / max(n, 1))
 
     def save(self, path: str | Path) -> None:
-        """Write the counts as gzipped JSON (deterministic bytes for a given model)."""
-        if self.counts is None:
-            raise ValueError("this model was loaded without its counts; save the file it came from")
-        doc = {"format": "sparkhtr-char-ngram/1", "order": self.order, "characters": self.characters,
-               "smoothing": self.smoothing, "discount": self.discount, "counts": self.counts}
-        data = json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
-        with open(path, "wb") as fh, gzip.GzipFile(filename="", fileobj=fh, mode="wb", mtime=0) as gz:
-            gz.write(data)
+        """Write the packed tables as an ``.npz`` archive (deterministic bytes for a given model).
+
+        >>> import tempfile, os
+        >>> lm = CharNgramLM.train(["le chat"], "acehlt ", order=3)
+        >>> path = os.path.join(tempfile.mkdtemp(), "lm.npz")
+        >>> lm.save(path)
+        >>> bool((CharNgramLM.load(path).log_probs("le") == lm.log_probs("le")).all())
+        True
+        """
+        meta = {"format": FORMAT, "order": self.order, "characters": self.characters,
+                "smoothing": self.smoothing, "discount": self.discount}
+        arrays = {"meta": np.frombuffer(json.dumps(meta, ensure_ascii=False, sort_keys=True).encode(), np.uint8)}
+        id_type = np.int16 if len(self.symbols) <= np.iinfo(np.int16).max else np.int32
+        for k, level in enumerate(self._orders):
+            arrays.update({f"keys{k}": level.keys, f"starts{k}": level.starts, f"ids{k}": level.ids.astype(id_type),
+                           f"counts{k}": level.counts})
+        # zipfile by hand rather than np.savez: fixed timestamps, so the same model gives the same bytes
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+            for name, array in arrays.items():
+                info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                with archive.open(info, "w") as fh:
+                    np.lib.format.write_array(fh, np.ascontiguousarray(array), allow_pickle=False)
 
     @classmethod
     def load(cls, path: str | Path) -> CharNgramLM:
-        """Read a model written by :meth:`save`."""
+        """Read a model written by :meth:`save` (or the gzipped JSON counts of format 1)."""
+        with open(path, "rb") as fh:
+            magic = fh.read(2)
+        if magic == b"\x1f\x8b":
+            return cls._load_json_counts(path)
+        if not zipfile.is_zipfile(path):
+            raise ValueError(f"{path} is not a sparkhtr character n-gram model (neither .npz nor gzipped JSON)")
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                meta = json.loads(archive["meta"].tobytes().decode())
+                if meta.get("format") != FORMAT:
+                    raise ValueError(f"{path} is not a sparkhtr character n-gram model")
+                order = int(meta["order"])
+                tables = [tuple(archive[f"{name}{k}"] for name in ("keys", "starts", "ids", "counts"))
+                          for k in range(order)]
+        except (zipfile.BadZipFile, KeyError, OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{path} is not a sparkhtr character n-gram model ({exc})") from exc
+        characters = meta["characters"]
+        if any(len(t[2]) and (t[2].min() < 0 or t[2].max() > len(characters)) for t in tables):
+            raise ValueError(f"{path} is not a sparkhtr character n-gram model (follower out of range)")
+        try:
+            return cls(characters, order, tables, meta["smoothing"], float(meta["discount"]))
+        except ValueError as exc:
+            raise ValueError(f"{path} is not a usable sparkhtr character n-gram model ({exc})") from exc
+
+    @classmethod
+    def _load_json_counts(cls, path: str | Path) -> CharNgramLM:
         with gzip.open(path, "rt", encoding="utf-8") as fh:
             doc = json.load(fh)
         if doc.get("format") != "sparkhtr-char-ngram/1":
             raise ValueError(f"{path} is not a sparkhtr character n-gram model")
-        return cls(doc["characters"], int(doc["order"]), doc["counts"], doc.get("smoothing", "witten-bell"),
-                   float(doc.get("discount", 0.9)), keep_counts=False)
+        return cls.from_counts(doc["characters"], int(doc["order"]), doc["counts"],
+                               doc.get("smoothing", "witten-bell"), float(doc.get("discount", 0.9)))

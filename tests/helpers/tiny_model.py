@@ -72,8 +72,8 @@ def add_language_model(folder: Path, texts: list[str], order: int = 3, alpha: fl
     from sparkhtr.core.lm import CharNgramLM
 
     manifest = json.loads((folder / "manifest.json").read_text())
-    CharNgramLM.train(texts, manifest["alphabet"], order).save(folder / "charlm.json.gz")
-    manifest["language_model"] = {"file": "charlm.json.gz", "sha256": file_sha256(folder / "charlm.json.gz"),
+    CharNgramLM.train(texts, manifest["alphabet"], order).save(folder / "charlm.npz")
+    manifest["language_model"] = {"file": "charlm.npz", "sha256": file_sha256(folder / "charlm.npz"),
                                   "order": order, "alpha": alpha, "beta": beta, "beam_width": 8}
     (folder / "manifest.json").write_text(json.dumps(manifest))
     return folder

@@ -33,7 +33,7 @@ def _log(frames: list[dict[int, float]], classes: int) -> np.ndarray:
 @pytest.mark.parametrize("smoothing", ["kneser-ney", "witten-bell"])
 def test_distributions_sum_to_one_for_seen_and_unseen_histories(smoothing):
     lm = CharNgramLM.train(["the cat", "the hat", "a theme"], LETTERS, order=4, smoothing=smoothing)
-    for history in ["", "th", "the c", "zzzq", "qqqqqqq"]:
+    for history in ["", "th", "the c", "zzzq", "qqqqqqq", "§ü"]:
         assert np.exp(lm.log_probs(history)).sum() == pytest.approx(1.0)
     assert len(lm.symbols) == len(LETTERS) + 1 and lm.symbols[-1] == EOS
 
@@ -67,18 +67,70 @@ def test_seen_continuations_are_likelier_and_line_ends_are_modelled():
 
 def test_characters_outside_the_alphabet_are_skipped_in_training():
     lm = CharNgramLM.train(["a§b"], "ab", order=2)
-    assert lm.counts[1]["a"] == {"b": 1}
+    assert lm.followers("a") == {"b": 1}
+    assert lm.followers("z") == {}
 
 
 def test_save_load_round_trip_is_exact_and_deterministic(tmp_path):
     lm = CharNgramLM.train(["le chat", "les chiens", "the dog"], LETTERS, order=5)
-    lm.save(tmp_path / "a.json.gz")
-    lm.save(tmp_path / "b.json.gz")
-    assert (tmp_path / "a.json.gz").read_bytes() == (tmp_path / "b.json.gz").read_bytes()
-    loaded = CharNgramLM.load(tmp_path / "a.json.gz")
+    lm.save(tmp_path / "a.npz")
+    lm.save(tmp_path / "b.npz")
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+    loaded = CharNgramLM.load(tmp_path / "a.npz")
     assert (loaded.smoothing, loaded.discount) == ("kneser-ney", 0.9)
     for history in ["", "le c", "the do", "xyz"]:
         np.testing.assert_array_equal(loaded.log_probs(history), lm.log_probs(history))
+
+
+def test_format_1_gzipped_json_counts_still_load_with_the_same_probabilities(tmp_path):
+    lines = ["le chat", "les chiens", "the dog"]
+    lm = CharNgramLM.train(lines, LETTERS, order=4)
+    counts: list[dict] = [{} for _ in range(4)]
+    for line in lines:
+        text = "\x02" * 3 + line + EOS
+        for i in range(3, len(text)):
+            for k in range(4):
+                followers = counts[k].setdefault(text[i - k:i], {})
+                followers[text[i]] = followers.get(text[i], 0) + 1
+    doc = {"format": "sparkhtr-char-ngram/1", "order": 4, "characters": LETTERS, "smoothing": "kneser-ney",
+           "discount": 0.9, "counts": counts}
+    with gzip.open(tmp_path / "old.json.gz", "wt", encoding="utf-8") as fh:
+        json.dump(doc, fh)
+    old = CharNgramLM.load(tmp_path / "old.json.gz")
+    for history in ["", "le c", "the do", "xyz"]:
+        np.testing.assert_array_equal(old.log_probs(history), lm.log_probs(history))
+
+
+@pytest.mark.parametrize("content", [b"", b"not a model", b"PK\x03\x04 truncated zip"])
+def test_load_refuses_files_that_are_not_models(tmp_path, content):
+    path = tmp_path / "x.npz"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match="not a sparkhtr character n-gram"):
+        CharNgramLM.load(path)
+
+
+def test_load_refuses_an_npz_of_something_else(tmp_path):
+    np.savez(tmp_path / "other.npz", meta=np.frombuffer(b'{"format": "other"}', np.uint8))
+    with pytest.raises(ValueError, match="not a sparkhtr character n-gram"):
+        CharNgramLM.load(tmp_path / "other.npz")
+    np.savez(tmp_path / "arrays.npz", x=np.zeros(3))
+    with pytest.raises(ValueError, match="not a sparkhtr character n-gram"):
+        CharNgramLM.load(tmp_path / "arrays.npz")
+
+
+def test_load_refuses_an_inconsistent_table(tmp_path):
+    CharNgramLM.train(["le chat", "the dog"], LETTERS, order=3).save(tmp_path / "lm.npz")
+    with np.load(tmp_path / "lm.npz") as archive:
+        arrays = dict(archive)
+    arrays["starts2"] = arrays["starts2"][::-1].copy()
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ValueError, match="inconsistent n-gram table"):
+        CharNgramLM.load(tmp_path / "bad.npz")
+    arrays = dict(np.load(tmp_path / "lm.npz"))
+    arrays["ids1"] = arrays["ids1"] + 500
+    np.savez(tmp_path / "range.npz", **arrays)
+    with pytest.raises(ValueError, match="out of range"):
+        CharNgramLM.load(tmp_path / "range.npz")
 
 
 def test_load_refuses_other_files(tmp_path):
@@ -157,13 +209,13 @@ def test_recognizer_decoder_errors(tmp_path):
     assert recognizer_ref(manifest) == "tiny-ctc@0.0.1"
     add_language_model(folder, ["ab"])
     other = make_tiny_model_dir(tmp_path / "other", alphabet="xy")
-    (other / "charlm.json.gz").write_bytes((folder / "charlm.json.gz").read_bytes())
+    (other / "charlm.npz").write_bytes((folder / "charlm.npz").read_bytes())
     spec = json.loads((folder / "manifest.json").read_text())["language_model"]
     doc = json.loads((other / "manifest.json").read_text())
     (other / "manifest.json").write_text(json.dumps({**doc, "language_model": spec}))
     with pytest.raises(ModelError, match="another alphabet"):
         BeamSettings.for_model(read_manifest(other))
-    (folder / "charlm.json.gz").write_bytes(b"tampered")
+    (folder / "charlm.npz").write_bytes(b"tampered")
     with pytest.raises(ModelError, match="sha256 mismatch"):
         BeamSettings.for_model(read_manifest(folder))
 
