@@ -77,6 +77,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--decay-steps", type=int, default=0,
                    help="cosine-decay the learning rate over this many steps, counted from the step where "
                         "decay was first asked for (kept across resumes); 0 keeps it flat")
+    p.add_argument("--restart-decay", action="store_true",
+                   help="start a new decay at the resumed step (a checkpoint keeps the step its decay began at)")
     p.add_argument("--min-lr-scale", type=float, default=0.05, help="learning rate at the end of the decay, as a share")
     p.add_argument("--eval-every", type=int, default=1000)
     p.add_argument("--save-every", type=int, default=100,
@@ -119,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
                     "config": config}, tmp)
         tmp.replace(path)
 
-    if args.decay_steps and state.get("decay_start") is None:
+    if args.decay_steps and (state.get("decay_start") is None or args.restart_decay):
         state["decay_start"] = state["step"]
 
     rng = random.Random(args.seed + state["step"])
