@@ -14,12 +14,12 @@ import sys
 from pathlib import Path
 
 _CHILD = """
-import json, sys, time
-def rss_mib():
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * 4096 / 2**20
+import json, os, sys, time
 import numpy  # imported before measuring: every worker has it loaded already
 from sparkhtr.core.lm import CharNgramLM
+from sparkhtr.perf import read_status
+def rss_mib():
+    return read_status(os.getpid())["VmRSS"] / 2**20
 before = rss_mib()
 start = time.perf_counter()
 lm = CharNgramLM.load(sys.argv[1])
