@@ -29,13 +29,13 @@ from sparkhtr.core.segment import segment_lines
 from sparkhtr.registry import resolve_model
 
 
-def ground_truth(pages_dir: Path) -> dict[str, list[str]]:
-    """File name → ground-truth line texts in reading order."""
-    truth: dict[str, list[str]] = {}
+def ground_truth(pages_dir: Path) -> dict[str, tuple[str, list[str]]]:
+    """File name → (dataset, ground-truth line texts in reading order)."""
+    truth: dict[str, tuple[str, list[str]]] = {}
     for jsonl in sorted(pages_dir.glob("*/pages.jsonl")):
         for raw in jsonl.read_text(encoding="utf-8").splitlines():
             row = json.loads(raw)
-            truth[row["image"]] = [line["text"] for line in row["lines"]]
+            truth[row["image"]] = (jsonl.parent.name, [line["text"] for line in row["lines"]])
     return truth
 
 
@@ -90,14 +90,19 @@ def main(argv: list[str] | None = None) -> int:
     alphabet = Alphabet(resolve_model(args.model).alphabet)
     per_page = []
     refs, hyps = [], []
+    by_dataset: dict[str, tuple[list[str], list[str]]] = {}
     for row in sorted(run["rows"], key=lambda r: r.path):
         name = row.path.rsplit("/", 1)[-1]
-        gt = truth.get(name, [])
+        dataset, gt = truth.get(name, ("?", []))
         found = row.n_lines or 0
-        per_page.append({"page": name, "status": row.status, "gt_lines": len(gt), "found_lines": found,
-                         "rel_diff": (found - len(gt)) / max(len(gt), 1)})
-        refs.append("\n".join(alphabet.normalize(t) for t in gt))
-        hyps.append(row.text or "")
+        ref, hyp = "\n".join(alphabet.normalize(t) for t in gt), row.text or ""
+        per_page.append({"page": name, "dataset": dataset, "status": row.status, "gt_lines": len(gt),
+                         "found_lines": found, "rel_diff": (found - len(gt)) / max(len(gt), 1),
+                         "cer": cer([ref], [hyp])})
+        refs.append(ref)
+        hyps.append(hyp)
+        by_dataset.setdefault(dataset, ([], []))[0].append(ref)
+        by_dataset[dataset][1].append(hyp)
     within = sum(abs(p["rel_diff"]) <= 0.10 for p in per_page)
     diffs = [abs(p["rel_diff"]) for p in per_page]
     split = stage_split(pages_dir, args.model, threads=1, decoder=args.decoder)
@@ -108,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         "within_10pct": within, "within_10pct_fraction": within / max(len(per_page), 1),
         "median_abs_rel_diff": statistics.median(diffs) if diffs else None, "max_abs_rel_diff": max(diffs or [0]),
         "page_text_cer": cer(refs, hyps),
+        "page_text_cer_by_dataset": {k: cer(r, h) for k, (r, h) in sorted(by_dataset.items())},
         "spark_seconds": summary.seconds, "pages_per_minute": summary.pages_per_minute,
         "lines_per_second": summary.lines_per_second, "lines": summary.lines,
         "stage_seconds_one_core": split, "stage_fraction": {k: v / total for k, v in split.items()},
@@ -116,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"pages: {report['pages_rows']} rows for {report['pages_expected']} pages ({report['pages_ok']} ok)")
     print(f"line count within ±10 %: {within}/{len(per_page)} pages; median |diff| "
           f"{100 * report['median_abs_rel_diff']:.1f} %, max {100 * report['max_abs_rel_diff']:.1f} %")
-    print(f"page text CER: {100 * report['page_text_cer']:.2f} %  (model {summary.recognizer})")
+    print(f"page text CER: {100 * report['page_text_cer']:.2f} %  (model {summary.recognizer}); "
+          + ", ".join(f"{k} {100 * v:.1f} %" for k, v in report["page_text_cer_by_dataset"].items()))
     print(f"end to end (local Spark, {os.cpu_count()} cores): {summary.pages_per_minute:.1f} pages/min, "
           f"{summary.lines_per_second:.1f} lines/s, {summary.seconds:.1f} s")
     print("| stage | seconds (1 core) | share |\n|---|---|---|")
