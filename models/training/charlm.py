@@ -1,7 +1,7 @@
 """Build the character language model of a model folder from the training transcriptions.
 
     python -m models.training.charlm --model models/sparkhtr-latin-crnn --order 7 \
-        --alpha 0.6 --beta 2.0 --beam-width 16 --lexicon-lines 5000
+        --alpha 0.7 --beta 2.0 --beam-width 16 --lexicon-lines 5000
 
 Reads ``<data>/lines/train/*.parquet`` (never val), normalises the text with the model's
 alphabet, optionally adds lines of words drawn from the English and French frequency
@@ -44,7 +44,7 @@ def training_texts(data: Path, alphabet: Alphabet) -> list[str]:
 def lexicon_lines(lexicons: Mapping[str, Sequence[tuple[str, float]]], shares: Mapping[str, float],
                   n_lines: int, alphabet: Alphabet, gamma: float = 0.5, words_per_line: int = 8,
                   capitalize: float = 0.1, seed: int = 0) -> list[str]:
-    """``n_lines`` lines of words sampled from frequency lists, normalised with ``alphabet``.
+    """``n_lines`` lines of words sampled from frequency lists (NFC), every character in ``alphabet``.
 
     ``lexicons`` maps a language to ``(word, frequency)`` pairs and ``shares`` says which part
     of the lines each language gets. A word is drawn with probability ∝ frequency**gamma
