@@ -136,7 +136,8 @@ def evaluate(data: Path, draw_dir: Path | None = None) -> dict:
             found = [(ln.bbox.x0, ln.bbox.y0, ln.bbox.x1, ln.bbox.y1) for ln in lines]
             matched_truth, matched_found = matching(truth, found)
             gt = len(truth)
-            in_region = sum(inside(annotated_region(truth), f) for f in found) if truth else len(found)
+            region = annotated_region(truth) if truth else None
+            in_region = sum(inside(region, f) for f in found) if region else len(found)
             pages.append({
                 "dataset": jsonl.parent.name, "image": row["image"], "gt": gt, "found": len(found),
                 "rel_diff": (len(found) - gt) / gt if gt else float(len(found)),
