@@ -85,6 +85,9 @@ class SegmenterConfig:
     - ``blob_height`` / ``blob_aspect``: a line taller than ``blob_height`` and than
       ``blob_aspect`` of its width is not writing running along a line but a blob (a
       stamp, a seal, a flourish, a tangle of strokes) and is dropped.
+    - ``edge_strip``: ink wholly within this share of the page's width from its left or
+      right edge, cut by the edge, running down the page and set apart from the rest by a
+      narrow gap is the facing page's line ends, not this page's writing (0 keeps it).
     - ``padding``: outline and crop margin around the ink.
     - ``max_lines``: a guard against pathological pages (noise), not a limit of real ones.
     """
@@ -110,6 +113,7 @@ class SegmenterConfig:
     line_share: float = 0.5
     blob_height: float = 1.5
     blob_aspect: float = 0.6
+    edge_strip: float = 0.05
 
 
 def _median(values: np.ndarray) -> float:
@@ -473,14 +477,28 @@ class _Block:
 _SHEARS = np.tan(np.radians(np.arange(-4.0, 4.01, 0.5)))
 
 
+def _edge_strip(ys: np.ndarray, at_edge: bool, height: int) -> bool:
+    """Is the ink (rows ``ys``) in a strip along the scan's edge not this page's writing?
+
+    It runs down much of the block (a page number does not) and is either cut by the
+    scan's edge (the facing page's line ends; entry numbers in a tight margin are not)
+    or unbroken (the paper's or the binding's edge; numbers one per line are not).
+    """
+    extent = np.ptp(ys)
+    return bool(extent > 0.5 * height and (at_edge or np.unique(ys).size > 0.8 * (extent + 1)))
+
+
 def _xy_cut(ys: np.ndarray, xs: np.ndarray, weights: np.ndarray, cuts: tuple[tuple[float, float, float], ...],
-            gap_v: float, gap_h: float, depth: int = 0) -> list[_Block]:
+            gap_v: float, gap_h: float, depth: int = 0, strip: float = 0.0, width: int = 0) -> list[_Block]:
     """Blocks in reading order: a recursive XY cut of the ink cells ``(ys, xs)`` at empty gaps.
 
     Vertical gaps (columns, marginal notes) come first and may slant by a few degrees
     (two pages of a spread are rarely skewed alike); a few strokes crossing a gap do
     not close it. A tall block may be cut at a gap narrower than ``gap_v``: a straight
-    empty channel running down many lines is a gutter, not word spacing.
+    empty channel running down many lines is a gutter, not word spacing. Ink cut off by
+    the scan's edge, wholly within ``strip`` cells of it and running down much of the
+    block (the facing page's line ends) is cut off at any gap of a quarter of ``gap_v``,
+    however little ink it is; ``width`` is the page's, in cells.
     """
     if ys.size == 0:
         return []
@@ -499,18 +517,28 @@ def _xy_cut(ys: np.ndarray, xs: np.ndarray, weights: np.ndarray, cuts: tuple[tup
         profile = np.bincount((shifted - base).astype(np.int64), weights=weights)
         empty = profile <= 0.1 * _median(profile[profile > 0])
         for a, b in _runs(empty):
-            if b - a < need or a == 0 or b >= profile.size:
+            if b - a < min(need, 0.25 * gap_v) or a == 0 or b >= profile.size:
+                continue
+            # only a gap near the scan's edge (the shear moves x by under 4 % of the height) may
+            # cut off a strip along it: word gaps elsewhere skip the per-pixel tests
+            near_left, near_right = base + a < strip + 0.04 * height, base + b > width - strip - 0.04 * height
+            if b - a < need and not (near_left or near_right):
+                continue
+            side = shifted < base + a
+            edge = (near_left and xs[side].max() < strip and _edge_strip(ys[side], xs[side].min() <= 1, height)) \
+                or (near_right and xs[~side].min() > width - strip
+                    and _edge_strip(ys[~side], xs[~side].max() >= width - 2, height))
+            if b - a < need and not edge:
                 continue
             left = profile[:a].sum()
-            if min(left, total - left) < 0.01 * total:
+            if min(left, total - left) < 0.01 * total and not edge:
                 continue
             # a column runs down several lines: the words of one long line poking out past
             # the others do not make one
-            side = shifted < base + a
             if min(np.ptp(ys[side]), np.ptp(ys[~side])) < gap_h:
                 continue
-            if b - a < gap_v and min(np.unique(ys[side]).size / (np.ptp(ys[side]) + 1),
-                                     np.unique(ys[~side]).size / (np.ptp(ys[~side]) + 1)) < 0.5:
+            if b - a < gap_v and not edge and min(np.unique(ys[side]).size / (np.ptp(ys[side]) + 1),
+                                                  np.unique(ys[~side]).size / (np.ptp(ys[~side]) + 1)) < 0.5:
                 continue  # a narrow gutter needs a full column of writing on either side
             score = (b - a) - 0.25 * abs(shear) * height  # prefer upright gutters
             if best is None or score > best[0]:
@@ -520,18 +548,19 @@ def _xy_cut(ys: np.ndarray, xs: np.ndarray, weights: np.ndarray, cuts: tuple[tup
         c = cut - shear * mid  # x - shear * (y - mid) < cut  ⇔  x - shear * y < c
         left_side = (xs - shear * ys) < c
         return (_xy_cut(ys[left_side], xs[left_side], weights[left_side], (*cuts, (1.0, -shear, c)),
-                        gap_v, gap_h, depth + 1)
+                        gap_v, gap_h, depth + 1, strip, width)
                 + _xy_cut(ys[~left_side], xs[~left_side], weights[~left_side], (*cuts, (-1.0, shear, -c)),
-                          gap_v, gap_h, depth + 1))
+                          gap_v, gap_h, depth + 1, strip, width))
     row_profile = np.bincount(ys - y0, weights=weights)
     gaps = [(b - a, a, b) for a, b in _runs(row_profile <= 0) if b - a >= gap_h]
     if gaps:
         _, a, b = max(gaps)
         cut_y = y0 + (a + b) / 2.0
         top = ys < cut_y
-        return (_xy_cut(ys[top], xs[top], weights[top], (*cuts, (0.0, 1.0, cut_y)), gap_v, gap_h, depth + 1)
+        return (_xy_cut(ys[top], xs[top], weights[top], (*cuts, (0.0, 1.0, cut_y)), gap_v, gap_h, depth + 1,
+                        strip, width)
                 + _xy_cut(ys[~top], xs[~top], weights[~top], (*cuts, (0.0, -1.0, -cut_y)), gap_v, gap_h,
-                          depth + 1))
+                          depth + 1, strip, width))
     return [block]
 
 
@@ -1059,7 +1088,8 @@ def segment_lines(gray: np.ndarray, config: SegmenterConfig = SegmenterConfig())
     grid = _to_grid(px, seed, q, gh, gw)
     u = unit / q  # text height in grid cells
     cy, cx = np.nonzero(grid)
-    blocks = _xy_cut(cy, cx, grid[cy, cx].astype(np.float64), (), config.column_gap * u, config.block_gap * u)
+    blocks = _xy_cut(cy, cx, grid[cy, cx].astype(np.float64), (), config.column_gap * u, config.block_gap * u,
+                     strip=config.edge_strip * gw, width=gw)
     share = _horizontal_share(px, grid, q, u) if config.upright_ratio > 0 or config.line_share > 0 else None
     if share is not None and config.upright_ratio > 0:
         # after the cut: upright notes and margin rules still shape the blocks, but make no lines
@@ -1077,6 +1107,7 @@ def segment_lines(gray: np.ndarray, config: SegmenterConfig = SegmenterConfig())
     for b_index, block in enumerate(blocks):
         # a strip along an edge of the scan: the facing page, the binding or the paper's edge
         if (block.x1 - block.x0 < 3 * u and (block.x0 < 0.05 * gw or block.x1 > 0.95 * gw)) \
+                or block.x1 <= config.edge_strip * gw or block.x0 >= (1.0 - config.edge_strip) * gw \
                 or _in_edge_band(block.y0, block.y1, block.x0, block.x1, gh, gw):
             continue
         # the block's box with a margin for marks beyond its words; its cuts keep it to its own ground

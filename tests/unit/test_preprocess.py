@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -185,19 +183,6 @@ def test_normalize_contrast_tiny_images() -> None:
     for shape in [(1, 1), (1, 7), (3, 3), (8, 5)]:
         gray = np.full(shape, 100, np.uint8)
         assert normalize_contrast(gray).shape == shape
-
-
-def test_normalize_contrast_is_fast() -> None:
-    page = cv2.resize(text_page(seed=4), (1500, 2000), interpolation=cv2.INTER_LINEAR)
-    normalize_contrast(page)  # warm-up (OpenCV allocations)
-    best = min(_timed(normalize_contrast, page) for _ in range(3))
-    assert best < 0.3
-
-
-def _timed(function: Callable[[np.ndarray], object], image: np.ndarray) -> float:
-    start = time.perf_counter()
-    function(image)
-    return time.perf_counter() - start
 
 
 # ----------------------------------------------------------------------------- preprocess_page
