@@ -10,7 +10,9 @@
    Long single strokes (frames, flourishes) neither make nor stretch lines.
 2. **Blocks**: a recursive XY cut splits the page at vertical gaps (columns, marginal
    notes; slightly slanted gutters too) and wide horizontal gaps, which gives the
-   reading order: columns left to right, then top to bottom. Then the ink's direction
+   reading order: columns left to right, then top to bottom. A strip of ink along the
+   scan's left or right edge (the facing page's line ends, the binding) is cut off at a
+   much narrower gap and makes no lines. Then the ink's direction
    is measured (the structure tensor of the blurred ink: writing running along a line
    has horizontal edges); writing that does not run horizontally (upright marginal
    notes, sideways stamps, margin rules) makes no lines.
