@@ -11,7 +11,7 @@
 2. **Blocks**: a recursive XY cut splits the page at vertical gaps (columns, marginal
    notes; slightly slanted gutters too) and wide horizontal gaps, which gives the
    reading order: columns left to right, then top to bottom. A strip of ink along the
-   scan's left or right edge (the facing page's line ends, the binding) is cut off at a
+   scan's left or right edge, cut by it (the facing page's line ends), is cut off at a
    much narrower gap and makes no lines. Then the ink's direction
    is measured (the structure tensor of the blurred ink: writing running along a line
    has horizontal edges); writing that does not run horizontally (upright marginal
@@ -88,8 +88,8 @@ class SegmenterConfig:
       ``blob_aspect`` of its width is not writing running along a line but a blob (a
       stamp, a seal, a flourish, a tangle of strokes) and is dropped.
     - ``edge_strip``: ink wholly within this share of the page's width from its left or
-      right edge, cut by the edge, running down the page and set apart from the rest by a
-      narrow gap is the facing page's line ends, not this page's writing (0 keeps it).
+      right edge, cut by that edge, running down the page and set apart from the rest by
+      a narrow gap is the facing page's line ends, not this page's writing (0 keeps it).
     - ``padding``: outline and crop margin around the ink.
     - ``max_lines``: a guard against pathological pages (noise), not a limit of real ones.
     """
@@ -479,17 +479,6 @@ class _Block:
 _SHEARS = np.tan(np.radians(np.arange(-4.0, 4.01, 0.5)))
 
 
-def _edge_strip(ys: np.ndarray, at_edge: bool, height: int) -> bool:
-    """Is the ink (rows ``ys``) in a strip along the scan's edge not this page's writing?
-
-    It runs down much of the block (a page number does not) and is either cut by the
-    scan's edge (the facing page's line ends; entry numbers in a tight margin are not)
-    or unbroken (the paper's or the binding's edge; numbers one per line are not).
-    """
-    extent = np.ptp(ys)
-    return bool(extent > 0.5 * height and (at_edge or np.unique(ys).size > 0.8 * (extent + 1)))
-
-
 def _xy_cut(ys: np.ndarray, xs: np.ndarray, weights: np.ndarray, cuts: tuple[tuple[float, float, float], ...],
             gap_v: float, gap_h: float, depth: int = 0, strip: float = 0.0, width: int = 0) -> list[_Block]:
     """Blocks in reading order: a recursive XY cut of the ink cells ``(ys, xs)`` at empty gaps.
@@ -527,9 +516,12 @@ def _xy_cut(ys: np.ndarray, xs: np.ndarray, weights: np.ndarray, cuts: tuple[tup
             if b - a < need and not (near_left or near_right):
                 continue
             side = shifted < base + a
-            edge = (near_left and xs[side].max() < strip and _edge_strip(ys[side], xs[side].min() <= 1, height)) \
-                or (near_right and xs[~side].min() > width - strip
-                    and _edge_strip(ys[~side], xs[~side].max() >= width - 2, height))
+            # the facing page's line ends: cut by the scan's edge (entry numbers in a tight
+            # margin are not) and running down much of the block (a page number does not)
+            edge = (near_left and xs[side].max() < strip and xs[side].min() <= 1
+                    and np.ptp(ys[side]) > 0.5 * height) \
+                or (near_right and xs[~side].min() > width - strip and xs[~side].max() >= width - 2
+                    and np.ptp(ys[~side]) > 0.5 * height)
             if b - a < need and not edge:
                 continue
             left = profile[:a].sum()
