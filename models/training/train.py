@@ -65,6 +65,33 @@ def learning_rate(step: int, base: float, plateau_scale: float = 1.0, decay_star
     return base * scale
 
 
+def record_evaluation(state: dict, mean_cer: float, patience: int = 3) -> bool:
+    """Update ``state`` after an evaluation; True when ``mean_cer`` is the best so far.
+
+    Without a scheduled decay, ``patience`` evaluations in a row without a new best halve the
+    rate (``state["lr_scale"]``). A cosine decay owns the rate: its first evaluations, at a
+    rate raised again, are expected to lose to the end of the decay before it, and halving
+    there would cut the new decay short.
+
+    >>> state = {"best_cer": 0.3, "bad_evals": 2, "lr_scale": 1.0}
+    >>> record_evaluation(state, 0.31), state["lr_scale"]
+    (False, 0.5)
+    >>> state = {"best_cer": 0.3, "bad_evals": 2, "lr_scale": 1.0, "decay_start": 100}
+    >>> record_evaluation(state, 0.31), state["lr_scale"]
+    (False, 1.0)
+    """
+    if mean_cer < state["best_cer"]:
+        state["best_cer"], state["bad_evals"] = mean_cer, 0
+        return True
+    if state.get("decay_start") is not None:
+        return False
+    state["bad_evals"] += 1
+    if state["bad_evals"] >= patience:
+        state["lr_scale"] *= 0.5
+        state["bad_evals"] = 0
+    return False
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=None, help="shared data folder (default $SPARKHTR_DATA or ../shared/data)")
@@ -122,7 +149,8 @@ def main(argv: list[str] | None = None) -> None:
         tmp.replace(path)
 
     if args.decay_steps and (state.get("decay_start") is None or args.restart_decay):
-        state["decay_start"] = state["step"]
+        # a new decay starts from the full rate, whatever plateaus halved it before
+        state["decay_start"], state["lr_scale"], state["bad_evals"] = state["step"], 1.0, 0
 
     rng = random.Random(args.seed + state["step"])
     synthetic = None
@@ -172,14 +200,8 @@ def main(argv: list[str] | None = None) -> None:
                 with open(args.out / "log.jsonl", "a") as fh:
                     fh.write(json.dumps(record) + "\n")
                 print("EVAL", json.dumps(record), flush=True)
-                if mean_cer < state["best_cer"]:
-                    state["best_cer"], state["bad_evals"] = mean_cer, 0
+                if record_evaluation(state, mean_cer):
                     save(args.out / "best.pt")
-                else:
-                    state["bad_evals"] += 1
-                    if state["bad_evals"] >= 3:
-                        state["lr_scale"] *= 0.5
-                        state["bad_evals"] = 0
                 save(last)
             elif state["step"] % args.save_every == 0:
                 state["train_seconds"] = seconds_at_start + time.time() - started
