@@ -65,25 +65,25 @@ def learning_rate(step: int, base: float, plateau_scale: float = 1.0, decay_star
     return base * scale
 
 
-def record_evaluation(state: dict, mean_cer: float, patience: int = 3) -> bool:
+def record_evaluation(state: dict, mean_cer: float, decaying: bool = False, patience: int = 3) -> bool:
     """Update ``state`` after an evaluation; True when ``mean_cer`` is the best so far.
 
     Without a scheduled decay, ``patience`` evaluations in a row without a new best halve the
-    rate (``state["lr_scale"]``). A cosine decay owns the rate: its first evaluations, at a
+    rate (``state["lr_scale"]``). A cosine decay (``decaying``) owns the rate: its first evaluations, at a
     rate raised again, are expected to lose to the end of the decay before it, and halving
     there would cut the new decay short.
 
     >>> state = {"best_cer": 0.3, "bad_evals": 2, "lr_scale": 1.0}
     >>> record_evaluation(state, 0.31), state["lr_scale"]
     (False, 0.5)
-    >>> state = {"best_cer": 0.3, "bad_evals": 2, "lr_scale": 1.0, "decay_start": 100}
-    >>> record_evaluation(state, 0.31), state["lr_scale"]
+    >>> state = {"best_cer": 0.3, "bad_evals": 2, "lr_scale": 1.0}
+    >>> record_evaluation(state, 0.31, decaying=True), state["lr_scale"]
     (False, 1.0)
     """
     if mean_cer < state["best_cer"]:
         state["best_cer"], state["bad_evals"] = mean_cer, 0
         return True
-    if state.get("decay_start") is not None:
+    if decaying:
         return False
     state["bad_evals"] += 1
     if state["bad_evals"] >= patience:
@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> None:
                 with open(args.out / "log.jsonl", "a") as fh:
                     fh.write(json.dumps(record) + "\n")
                 print("EVAL", json.dumps(record), flush=True)
-                if record_evaluation(state, mean_cer):
+                if record_evaluation(state, mean_cer, decaying=args.decay_steps > 0):
                     save(args.out / "best.pt")
                 save(last)
             elif state["step"] % args.save_every == 0:
