@@ -145,7 +145,11 @@ def cmd_eval_lines(args: argparse.Namespace) -> int:
         return 2
     recognizer = LineRecognizer(resolve_model(args.model), device=args.device, threads=args.threads,
                                 decoder=args.decoder)
-    report = evaluate_parquets(recognizer, files, args.limit)
+    report = evaluate_parquets(recognizer, files, args.limit, keep_lines=bool(args.predictions))
+    if args.predictions:
+        with Path(args.predictions).open("w", encoding="utf-8") as out:
+            for record in report.pop("lines"):
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
     print(f"{'dataset':<12}{'lines':>7}{'CER %':>9}{'WER %':>9}")
     for name, row in report["datasets"].items():
         print(f"{name:<12}{row['lines']:>7}{100 * row['cer']:>9.2f}{100 * row['wer']:>9.2f}")
@@ -245,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0 = all cores)")
     ev.add_argument("--limit", type=int, default=None, help="lines per file")
     ev.add_argument("--json", default=None, help="also write the report as JSON here")
+    ev.add_argument("--predictions", default=None, metavar="JSONL",
+                    help="write one JSON object per line here: dataset, index, reference, text, confidence, cer")
     ev.set_defaults(func=cmd_eval_lines)
 
     exp = sub.add_parser("export", help="write one ALTO, PAGE XML or text file per recognised page")

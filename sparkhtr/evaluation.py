@@ -78,12 +78,19 @@ def load_line_parquet(path: Path, limit: int | None = None) -> tuple[list[np.nda
     return images, list(rows["text"])
 
 
-def evaluate_parquets(recognizer: LineRecognizer, files: Sequence[Path], limit: int | None = None
-                      ) -> dict[str, Any]:
+def evaluate_parquets(recognizer: LineRecognizer, files: Sequence[Path], limit: int | None = None,
+                      *, keep_lines: bool = False) -> dict[str, Any]:
     """Recognise every line of ``files`` (dataset = file stem) and score against normalised references.
 
     References go through the model alphabet's normalisation, so characters the model
     cannot emit by design are not counted twice; the report says how many were dropped.
+    With ``keep_lines`` the report also holds ``lines``: one record per line (dataset,
+    index in its file, reference, text, confidence, CER), for error analysis.
+
+    Example::
+
+        report = evaluate_parquets(LineRecognizer(resolve_model(None)), [Path("val/hooker.parquet")])
+        report["datasets"]["hooker"]["cer"]
     """
     alphabet = Alphabet(recognizer.manifest.alphabet)
     refs: list[str] = []
@@ -103,7 +110,7 @@ def evaluate_parquets(recognizer: LineRecognizer, files: Sequence[Path], limit: 
         hyps.extend(r.text for r in results)
         confidences.extend(r.confidence for r in results)
         groups.extend([Path(path).stem] * len(texts))
-    return {
+    report: dict[str, Any] = {
         "model": recognizer.manifest.ref,
         "datasets": evaluate_lines(refs, hyps, groups),
         "confidence_coverage": confidence_coverage(refs, hyps, confidences),
@@ -111,6 +118,26 @@ def evaluate_parquets(recognizer: LineRecognizer, files: Sequence[Path], limit: 
         "seconds": seconds,
         "dropped_reference_characters": dropped,
     }
+    if keep_lines:
+        report["lines"] = line_records(refs, hyps, confidences, groups)
+    return report
+
+
+def line_records(references: Sequence[str], hypotheses: Sequence[str], confidences: Sequence[float],
+                 groups: Sequence[str]) -> list[dict[str, Any]]:
+    """One record per line, numbered within its group, with the line's own CER.
+
+    >>> line_records(["ab"], ["xb"], [0.5], ["g"])[0]["cer"]
+    0.5
+    """
+    counters: dict[str, int] = {}
+    records = []
+    for ref, hyp, conf, group in zip(references, hypotheses, confidences, groups, strict=True):
+        index = counters.get(group, 0)
+        counters[group] = index + 1
+        records.append({"dataset": group, "index": index, "reference": ref, "text": hyp,
+                        "confidence": float(conf), "cer": cer([ref], [hyp])})
+    return records
 
 
 # ---------------------------------------------------------------- recognised pages against ground truth

@@ -37,10 +37,18 @@ def test_eval_lines_on_a_parquet_of_blob_lines(tmp_path, tiny_model_dir, capsys)
         texts.append("a" * k if k != 3 else "aab")  # one line the tiny model cannot get right
     pq.write_table(pa.table({"text": texts, "image": images}), tmp_path / "toy.parquet")
     report_path = tmp_path / "report.json"
+    predictions_path = tmp_path / "preds.jsonl"
     code = main(["eval-lines", str(tmp_path / "toy.parquet"), "--data", str(tmp_path / "none"),
-                 "--model", str(tiny_model_dir), "--device", "cpu", "--threads", "1", "--json", str(report_path)])
+                 "--model", str(tiny_model_dir), "--device", "cpu", "--threads", "1", "--json", str(report_path),
+                 "--predictions", str(predictions_path)])
     assert code == 0
     report = json.loads(report_path.read_text())
+    assert "lines" not in report  # per-line records go to --predictions only
+    predictions = [json.loads(row) for row in predictions_path.read_text().splitlines()]
+    assert [(p["dataset"], p["index"], p["reference"]) for p in predictions] == [
+        ("toy", k, text) for k, text in enumerate(texts)]
+    assert [p["cer"] for p in predictions] == pytest.approx([0, 0, 1 / 3, 0])
+    assert all(0 < p["confidence"] <= 1 for p in predictions)
     assert report["datasets"]["toy"]["lines"] == 4
     assert report["datasets"]["toy"]["cer"] == pytest.approx(1 / 8)
     out = capsys.readouterr().out
