@@ -31,10 +31,13 @@ from sparkhtr.registry import MANIFEST, file_sha256, read_manifest
 LM_FILE = "charlm.npz"
 
 
-def training_texts(data: Path, alphabet: Alphabet) -> list[str]:
-    """Normalised transcriptions of every training line under ``data/lines/train``."""
+def training_texts(data: Path, alphabet: Alphabet, exclude: Sequence[str] = ()) -> list[str]:
+    """Normalised transcriptions of every training line under ``data/lines/train``, leaving out
+    the collections (parquet file stems) named in ``exclude``."""
     texts: list[str] = []
     for path in sorted((data / "lines" / "train").glob("*.parquet")):
+        if path.stem in exclude:
+            continue
         texts.extend(alphabet.normalize(t) for t in pq.read_table(path, columns=["text"]).column("text").to_pylist())
     if not texts:
         raise SystemExit(f"no training lines under {data / 'lines' / 'train'}")
