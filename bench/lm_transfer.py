@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default=None, help="model name or folder (default: the bundled model)")
     p.add_argument("--alphas", default="0.3,0.5,0.7")
     p.add_argument("--betas", default="1.0,2.0")
-    p.add_argument("--lexicon-lines", type=int, default=5000, help="as the bundled LM (models.training.charlm)")
+    p.add_argument("--lexicon-lines", type=int, default=5000,
+                   help="wordfreq word lines, as in the bundled LM (models.training.charlm --lexicon-lines)")
     p.add_argument("--lexicon-languages", default="en:1,fr:2")
     p.add_argument("--lexicon-words", type=int, default=200_000)
     p.add_argument("--threads", type=int, default=2)
@@ -53,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     model = resolve_model(args.model)
     beam = BeamSettings.for_model(model)
     bundled = beam.language_model
-    assert bundled is not None
+    if bundled is None:  # for_model raises first; this narrows the type
+        raise SystemExit(f"{model.ref} ships no language model")
     shipped = {"alpha": beam.alpha, "beta": beam.beta, "beam_width": beam.beam_width}
     alphabet = Alphabet(model.alphabet)
     logps, refs, groups = line_log_probs(args.model, args.data, args.threads)
