@@ -32,8 +32,8 @@ from lm_decoding import decode_all, line_log_probs
 from models.training.charlm import lexicon_lines, parse_shares, training_texts, wordfreq_lexicons
 from sparkhtr.core.alphabet import Alphabet
 from sparkhtr.core.lm import CharNgramLM
+from sparkhtr.core.metrics import cer
 from sparkhtr.core.recognize import BeamSettings
-from sparkhtr.evaluation import evaluate_lines
 from sparkhtr.registry import resolve_model
 
 
@@ -73,24 +73,23 @@ def main(argv: list[str] | None = None) -> int:
         ids = [i for i, g in enumerate(groups) if g == name]
         set_logps, set_refs = [logps[i] for i in ids], [refs[i] for i in ids]
 
-        def cer(texts: list[str], set_refs: list[str] = set_refs) -> float:
-            return evaluate_lines(set_refs, texts, ["x"] * len(texts))["all"]["cer"]
-
         start = time.perf_counter()
         held_out = CharNgramLM.train(training_texts(args.data, alphabet, exclude=(name,)) + words, model.alphabet,
                                      bundled.order)
         build_s = time.perf_counter() - start
         greedy, _ = decode_all(set_logps, model.alphabet, None)
+        greedy_cer = cer(set_refs, greedy)
         cells = []
         for weights in grid:
             with_text, _ = decode_all(set_logps, model.alphabet, bundled, **weights)
             without_text, _ = decode_all(set_logps, model.alphabet, held_out, **weights)
-            cells.append({**weights, "cer_lm_with_set": cer(with_text), "cer_lm_without_set": cer(without_text)})
+            cells.append({**weights, "cer_lm_with_set": cer(set_refs, with_text),
+                          "cer_lm_without_set": cer(set_refs, without_text)})
         at_shipped = next(c for c in cells if c["alpha"] == shipped["alpha"] and c["beta"] == shipped["beta"])
         best_without = min(cells, key=lambda c: c["cer_lm_without_set"])
-        report["sets"][name] = {"lines": len(ids), "greedy_cer": cer(greedy), "lm_build_seconds": build_s,
+        report["sets"][name] = {"lines": len(ids), "greedy_cer": greedy_cer, "lm_build_seconds": build_s,
                                 "shipped": at_shipped, "best_without_set": best_without, "grid": cells}
-        print(f"{name:<9}{len(ids):>6}{100 * cer(greedy):>8.2f}{100 * at_shipped['cer_lm_with_set']:>9.2f}"
+        print(f"{name:<9}{len(ids):>6}{100 * greedy_cer:>8.2f}{100 * at_shipped['cer_lm_with_set']:>9.2f}"
               f"{100 * at_shipped['cer_lm_without_set']:>12.2f}   best of the grid without the set: "
               f"{100 * best_without['cer_lm_without_set']:.2f} (alpha {best_without['alpha']}, "
               f"beta {best_without['beta']})", flush=True)
