@@ -49,16 +49,18 @@ def evaluate(model: CRNN, samples, alphabet: Alphabet, batch_lines: int = 32) ->
 
 
 def learning_rate(step: int, base: float, plateau_scale: float = 1.0, decay_start: int | None = None,
-                  decay_steps: int = 0, min_scale: float = 0.05, warmup_steps: int = 500) -> float:
+                  decay_steps: int = 0, min_scale: float = 0.05, warmup_steps: int = 500,
+                  warmup_start: int = 0) -> float:
     """Learning rate at ``step``: linear warm-up, plateau halvings, then an optional cosine decay.
 
-    The decay runs from ``decay_start`` over ``decay_steps`` steps down to ``min_scale`` of the rate
-    and stays there.
+    The warm-up runs from ``warmup_start`` (0, or the step where training resumed with a fresh
+    optimizer). The decay runs from ``decay_start`` over ``decay_steps`` steps down to
+    ``min_scale`` of the rate and stays there.
 
     >>> round(learning_rate(6000, 1e-3, decay_start=5000, decay_steps=2000), 7)  # half-way: (1 + 0.05) / 2
     0.000525
     """
-    scale = min(1.0, (step + 1) / warmup_steps) * plateau_scale
+    scale = min(1.0, (step - warmup_start + 1) / warmup_steps) * plateau_scale
     if decay_steps and decay_start is not None:
         progress = min(1.0, max(0.0, (step - decay_start) / decay_steps))
         scale *= min_scale + (1 - min_scale) * 0.5 * (1 + math.cos(math.pi * progress))
@@ -137,9 +139,16 @@ def main(argv: list[str] | None = None) -> None:
     last = args.out / "last.pt"
     if last.exists():
         ckpt = torch.load(last, map_location="cpu", weights_only=False)
+        if ckpt["config"]["characters"] != config["characters"]:
+            raise SystemExit(f"{last}: its alphabet is not the one this run trains")
         model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
         state.update(ckpt["state"])
+        if "optimizer" in ckpt:
+            optimizer.load_state_dict(ckpt["optimizer"])
+        else:
+            # rebuilt from an exported model (models.training.from_onnx): fresh Adam moments
+            # want a warm-up before the full rate
+            state["warmup_start"] = state["step"]
         print(f"resumed at step {state['step']} (best CER {state['best_cer']:.4f})", flush=True)
 
     def save(path: Path) -> None:
@@ -173,7 +182,8 @@ def main(argv: list[str] | None = None) -> None:
         for batch_ids in width_batches(widths, args.batch_lines, args.batch_width, rng):
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(state["step"], args.lr, state["lr_scale"], state.get("decay_start"),
-                                            args.decay_steps, args.min_lr_scale)
+                                            args.decay_steps, args.min_lr_scale,
+                                            warmup_start=state.get("warmup_start", 0))
             images = [augment(epoch_lines[i].image, rng) for i in batch_ids]
             batch, widths_b = collate(images, WIDTH_STRIDE)
             targets = [alphabet.encode(epoch_lines[i].text) for i in batch_ids]

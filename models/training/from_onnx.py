@@ -1,0 +1,222 @@
+"""Rebuild a trainable CRNN checkpoint from a bundled ONNX model, to train it further.
+
+    python -m models.training.from_onnx --model models/sparkhtr-latin-crnn --out checkpoints/crnn48
+
+Writes ``<out>/last.pt``, which ``models.training.train --out <out>`` resumes from (with a
+fresh optimizer and a short warm-up, as the ONNX file carries no optimizer state). This is
+how training goes on when its checkpoints are gone (a new machine), and how a collection's
+own lines fine-tune the shipped model.
+
+The exporter folds every BatchNorm into the convolution before it, so the ONNX file keeps
+``conv(x) + b`` but not the normalisation statistics. They are measured again: the rebuilt
+convolution keeps the folded weights, and its BatchNorm is set from the mean ``m`` and
+standard deviation ``s`` of the convolution's output on real training lines
+(``running_mean = m``, ``running_var = s**2``, ``weight = s``, ``bias = b + m``). In eval mode
+that is exactly ``conv(x) + b``; in training mode, where a batch's own statistics replace
+``m`` and ``s``, it stays close to it, so training resumes where the model left off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from models.training.data import DATASETS, collate, data_root, load_split
+from models.training.model import CRNN, WIDTH_STRIDE
+
+
+class OnnxLayoutError(ValueError):
+    """The ONNX graph is not a CRNN as ``models.training.export`` writes it."""
+
+
+def _lstm_gates_to_torch(weights: np.ndarray) -> np.ndarray:
+    """ONNX orders LSTM gates input, output, forget, cell; torch input, forget, cell, output.
+
+    >>> _lstm_gates_to_torch(np.arange(4)).tolist()
+    [0, 2, 3, 1]
+    """
+    i, o, f, c = np.split(weights, 4, axis=0)
+    return np.concatenate([i, f, c, o], axis=0)
+
+
+def onnx_state_dict(onnx_path: Path) -> tuple[dict[str, torch.Tensor], dict[str, object]]:
+    """Torch parameters of the CRNN in ``onnx_path`` (BatchNorm folded) and its sizes.
+
+    The sizes (``channels``, ``hidden``, ``layers``, ``num_classes``) are read off the weight
+    shapes. BatchNorm entries are absent: :func:`rebuild` measures them.
+
+    >>> onnx_state_dict(Path("models/sparkhtr-latin-crnn/model.onnx"))[1]["hidden"]  # doctest: +SKIP
+    192
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(onnx_path)).graph
+    values = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    for node in graph.node:
+        # the exporter shares equal initializers (zero biases, say) through Identity nodes
+        if node.op_type == "Identity" and node.input[0] in values:
+            values[node.output[0]] = values[node.input[0]]
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    lstms = [n for n in graph.node if n.op_type == "LSTM"]
+    matmuls = [n for n in graph.node if n.op_type == "MatMul" and n.input[1] in values]
+    if len(convs) != 6 or len(matmuls) != 2 or not lstms:
+        raise OnnxLayoutError(f"{onnx_path}: expected 6 Conv, 2 MatMul and LSTM nodes, found "
+                              f"{len(convs)}, {len(matmuls)} and {len(lstms)}")
+
+    def bias_after(node) -> np.ndarray:
+        # the Add that consumes the MatMul's output carries the Linear's bias
+        for other in graph.node:
+            if other.op_type == "Add" and node.output[0] in other.input:
+                name = next(i for i in other.input if i != node.output[0])
+                return values[name]
+        raise OnnxLayoutError(f"{onnx_path}: no bias after {node.name}")
+
+    state: dict[str, np.ndarray] = {}
+    conv_slots = [i for i, m in enumerate(CRNN(2).cnn) if isinstance(m, nn.Conv2d)]
+    for slot, node in zip(conv_slots, convs, strict=True):
+        state[f"cnn.{slot}.weight"] = values[node.input[1]]
+        state[f"cnn.{slot}.folded_bias"] = values[node.input[2]]
+    project, head = matmuls
+    state["project.0.weight"] = values[project.input[1]].T
+    state["project.0.bias"] = bias_after(project)
+    state["head.1.weight"] = values[head.input[1]].T
+    state["head.1.bias"] = bias_after(head)
+    hidden = int(values[lstms[0].input[2]].shape[-1])
+    for layer, node in enumerate(lstms):
+        w, r, b = (values[name] for name in node.input[1:4])
+        for direction, suffix in enumerate(("", "_reverse")):
+            state[f"rnn.weight_ih_l{layer}{suffix}"] = _lstm_gates_to_torch(w[direction])
+            state[f"rnn.weight_hh_l{layer}{suffix}"] = _lstm_gates_to_torch(r[direction])
+            state[f"rnn.bias_ih_l{layer}{suffix}"] = _lstm_gates_to_torch(b[direction, :4 * hidden])
+            state[f"rnn.bias_hh_l{layer}{suffix}"] = _lstm_gates_to_torch(b[direction, 4 * hidden:])
+    channels = [state[f"cnn.{s}.weight"].shape[0] for s in conv_slots]
+    sizes = {
+        "channels": (channels[0], channels[1], channels[2], channels[4]),
+        "hidden": hidden,
+        "layers": len(lstms),
+        "num_classes": int(state["head.1.bias"].shape[0]),
+    }
+    return {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in state.items()}, sizes
+
+
+def _conv_output_statistics(model: CRNN, batches: Iterable[np.ndarray]) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+    """Per-channel mean and variance of each convolution's output (before BatchNorm).
+
+    ``model`` is in eval mode with BatchNorm reproducing the folded bias, so every layer sees
+    the input it saw in the exported model and one pass measures all layers.
+    """
+    sums: dict[int, list] = {}
+    hooks = []
+    for slot, module in enumerate(model.cnn):
+        if isinstance(module, nn.Conv2d):
+            def hook(_m, _inp, out, slot=slot):
+                flat = out.detach().double().transpose(0, 1).reshape(out.shape[1], -1)
+                acc = sums.setdefault(slot, [0, 0.0, 0.0])
+                acc[0] += flat.shape[1]
+                acc[1] = acc[1] + flat.sum(1)
+                acc[2] = acc[2] + (flat * flat).sum(1)
+            hooks.append(module.register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            for batch in batches:
+                model(torch.from_numpy(batch))
+    finally:
+        for h in hooks:
+            h.remove()
+    if not sums:
+        raise ValueError("no calibration batches")
+    stats = {}
+    for slot, (n, s1, s2) in sums.items():
+        mean = s1 / n
+        stats[slot] = (mean.float(), (s2 / n - mean * mean).clamp_min(0).float())
+    return stats
+
+
+def rebuild(onnx_path: Path, height: int, calibration: Iterable[np.ndarray]) -> CRNN:
+    """A torch CRNN equal to ``onnx_path`` in eval mode, with BatchNorm statistics re-measured.
+
+    ``calibration`` yields padded ``float32[batch, 1, height, width]`` line batches (as
+    ``models.training.data.collate`` makes them), ideally training lines.
+
+    >>> model = rebuild(Path("model.onnx"), 48, batches)  # doctest: +SKIP
+    >>> model.eval()(images)  # the ONNX model's log-probabilities  # doctest: +SKIP
+    """
+    weights, sizes = onnx_state_dict(onnx_path)
+    model = CRNN(sizes["num_classes"], height, channels=sizes["channels"], hidden=sizes["hidden"],
+                 layers=sizes["layers"]).eval()
+    folded = {}
+    state = model.state_dict()
+    for name, value in weights.items():
+        if name.endswith(".folded_bias"):
+            folded[int(name.split(".")[1])] = value
+        elif name not in state or state[name].shape != value.shape:
+            raise OnnxLayoutError(f"{name}: {tuple(value.shape)} does not fit the CRNN")
+        else:
+            state[name] = value
+    for slot, bias in folded.items():
+        bn = f"cnn.{slot + 1}"
+        eps = model.cnn[slot + 1].eps
+        # identity normalisation plus the folded bias: the exported function, exactly
+        state[f"{bn}.running_mean"] = torch.zeros_like(bias)
+        state[f"{bn}.running_var"] = torch.full_like(bias, 1 - eps)
+        state[f"{bn}.weight"] = torch.ones_like(bias)
+        state[f"{bn}.bias"] = bias
+    model.load_state_dict(state)
+    for slot, (mean, var) in _conv_output_statistics(model, calibration).items():
+        bn = model.cnn[slot + 1]
+        std = (var + bn.eps).sqrt()
+        with torch.no_grad():
+            bn.running_mean.copy_(mean)
+            bn.running_var.copy_(var)
+            bn.bias.copy_(bn.bias + mean)
+            bn.weight.copy_(std)
+    return model
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, type=Path, help="bundled model folder (manifest.json + ONNX)")
+    p.add_argument("--out", required=True, type=Path, help="training folder; last.pt is written there")
+    p.add_argument("--data", default=None, help="shared data folder (default $SPARKHTR_DATA or ../shared/data)")
+    p.add_argument("--calibration-lines", type=int, default=128, help="train lines per dataset for BatchNorm")
+    p.add_argument("--force", action="store_true", help="overwrite an existing last.pt")
+    args = p.parse_args(argv)
+
+    from sparkhtr.core.alphabet import Alphabet
+
+    manifest = json.loads((args.model / "manifest.json").read_text(encoding="utf-8"))
+    target = args.out / "last.pt"
+    if target.exists() and not args.force:
+        print(f"{target} exists: training would resume from it; --force replaces it", file=sys.stderr)
+        return 2
+    height = int(manifest["input_height"])
+    alphabet = Alphabet(manifest["alphabet"])
+    lines = load_split(data_root(args.data), "train", alphabet, height, 2400, DATASETS, args.calibration_lines)
+    lines.sort(key=lambda s: s.image.shape[1])  # similar widths batch with little padding
+    batches = (collate([s.image for s in lines[i:i + 16]], WIDTH_STRIDE)[0] for i in range(0, len(lines), 16))
+    model = rebuild(args.model / manifest["file"], height, batches)
+    if model.head[1].out_features != alphabet.num_classes:
+        raise OnnxLayoutError(f"{model.head[1].out_features} classes in the ONNX file, "
+                              f"{alphabet.num_classes} in the manifest's alphabet")
+    config = {"height": height, "characters": "".join(alphabet.characters), "num_classes": alphabet.num_classes}
+    state = {"step": int(manifest.get("training_steps") or 0), "epoch": 0, "best_cer": math.inf,
+             "lr_scale": 1.0, "bad_evals": 0, "train_seconds": 0.0,
+             "rebuilt_from": f"{manifest['name']} {manifest['version']}"}
+    args.out.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": model.state_dict(), "state": state, "config": config}, target)
+    print(json.dumps({"checkpoint": str(target), "step": state["step"], "calibration_lines": len(lines),
+                      "rebuilt_from": state["rebuilt_from"]}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
