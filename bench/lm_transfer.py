@@ -43,10 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default=None, help="model name or folder (default: the bundled model)")
     p.add_argument("--alphas", default="0.3,0.5,0.7")
     p.add_argument("--betas", default="1.0,2.0")
-    p.add_argument("--lexicon-lines", type=int, default=5000,
-                   help="wordfreq word lines, as in the bundled LM (models.training.charlm --lexicon-lines)")
-    p.add_argument("--lexicon-languages", default="en:1,fr:2")
-    p.add_argument("--lexicon-words", type=int, default=200_000)
+    p.add_argument("--lexicon-lines", type=int, default=None,
+                   help="wordfreq word lines (default: as the bundled LM's manifest entry says, else 5000)")
+    p.add_argument("--lexicon-languages", default=None, help="default: as the manifest says, else en:1,fr:2")
+    p.add_argument("--lexicon-words", type=int, default=None, help="default: as the manifest says, else 200000")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
@@ -59,14 +59,22 @@ def main(argv: list[str] | None = None) -> int:
     shipped = {"alpha": beam.alpha, "beta": beam.beta, "beam_width": beam.beam_width}
     alphabet = Alphabet(model.alphabet)
     logps, refs, groups = line_log_probs(args.model, args.data, args.threads)
-    shares = parse_shares(args.lexicon_languages)
-    words = lexicon_lines(wordfreq_lexicons(list(shares), args.lexicon_words), shares, args.lexicon_lines, alphabet)
+    # the word lines of the bundled LM, as models.training.charlm recorded them (5000 before it did)
+    lexicon = {"lines": 5000, "languages": "en:1,fr:2", "words": 200_000, "gamma": 0.5, "seed": 0,
+               **model.extra.get("language_model", {}).get("lexicon", {})}
+    for key in ("lines", "languages", "words"):
+        if getattr(args, f"lexicon_{key}") is not None:
+            lexicon[key] = getattr(args, f"lexicon_{key}")
+    shares = parse_shares(lexicon["languages"])
+    words = lexicon_lines(wordfreq_lexicons(list(shares), lexicon["words"]), shares, lexicon["lines"], alphabet,
+                          gamma=lexicon["gamma"], seed=lexicon["seed"])
     grid = [{"alpha": a, "beta": b, "beam_width": shipped["beam_width"]}
             for a, b in itertools.product(map(float, args.alphas.split(",")), map(float, args.betas.split(",")))]
     if not any(g["alpha"] == shipped["alpha"] and g["beta"] == shipped["beta"] for g in grid):
         grid.append(shipped)
 
-    report: dict[str, object] = {"model": model.ref, "shipped": shipped, "lm_order": bundled.order, "sets": {}}
+    report: dict[str, object] = {"model": model.ref, "shipped": shipped, "lm_order": bundled.order,
+                                 "lexicon": lexicon, "sets": {}}
     print(f"{'set':<9}{'lines':>6}{'greedy':>8}{'LM with':>9}{'LM without':>12}   CER % at the shipped weights "
           f"(alpha {shipped['alpha']}, beta {shipped['beta']})")
     for name in sorted(set(groups)):

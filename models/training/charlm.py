@@ -142,6 +142,12 @@ def main(argv: list[str] | None = None) -> int:
         "order": args.order, "trained_on": trained_on, "beam_width": args.beam_width,
         "alpha": args.alpha, "beta": args.beta,
     }
+    if args.lexicon_lines:
+        # what bench/lm_transfer.py needs to build the same word lines beside a held-out LM
+        doc["language_model"]["lexicon"] = {
+            "lines": args.lexicon_lines, "languages": args.lexicon_languages, "words": args.lexicon_words,
+            "gamma": args.lexicon_gamma, "seed": args.seed,
+        }
     (args.model / MANIFEST).write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"{out}: order {args.order}, {len(texts)} lines, {out.stat().st_size / 1e6:.2f} MB")
     return 0
