@@ -187,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", required=True, type=Path, help="bundled model folder (manifest.json + ONNX)")
     p.add_argument("--out", required=True, type=Path, help="training folder; last.pt is written there")
     p.add_argument("--data", default=None, help="shared data folder (default $SPARKHTR_DATA or ../shared/data)")
+    p.add_argument("--datasets", default=",".join(DATASETS), help="line sets to measure BatchNorm on (as train.py)")
     p.add_argument("--calibration-lines", type=int, default=128, help="train lines per dataset for BatchNorm")
     p.add_argument("--force", action="store_true", help="overwrite an existing last.pt")
     args = p.parse_args(argv)
@@ -200,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     height = int(manifest["input_height"])
     alphabet = Alphabet(manifest["alphabet"])
-    lines = load_split(data_root(args.data), "train", alphabet, height, 2400, DATASETS, args.calibration_lines)
+    lines = load_split(data_root(args.data), "train", alphabet, height, 2400, tuple(args.datasets.split(",")),
+                       args.calibration_lines)
     lines.sort(key=lambda s: s.image.shape[1])  # similar widths batch with little padding
     batches = (collate([s.image for s in lines[i:i + 16]], WIDTH_STRIDE)[0] for i in range(0, len(lines), 16))
     model = rebuild(args.model / manifest["file"], height, batches)

@@ -98,6 +98,9 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=None, help="shared data folder (default $SPARKHTR_DATA or ../shared/data)")
     p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--datasets", default=",".join(DATASETS),
+                   help="comma-separated line sets: lines/{train,val}/<name>.parquet under the data folder "
+                        "(a collection's own set fine-tunes the model)")
     p.add_argument("--height", type=int, default=48)
     p.add_argument("--max-width", type=int, default=2400)
     p.add_argument("--batch-lines", type=int, default=16)
@@ -127,8 +130,9 @@ def main(argv: list[str] | None = None) -> None:
     alphabet = Alphabet(DEFAULT_CHARACTERS)
     root = data_root(args.data)
     t0 = time.time()
-    train = load_split(root, "train", alphabet, args.height, args.max_width, DATASETS, args.limit)
-    val = load_split(root, "val", alphabet, args.height, args.max_width, DATASETS, args.limit)
+    datasets = tuple(args.datasets.split(","))
+    train = load_split(root, "train", alphabet, args.height, args.max_width, datasets, args.limit)
+    val = load_split(root, "val", alphabet, args.height, args.max_width, datasets, args.limit)
     print(f"loaded {len(train)} train / {len(val)} val lines in {time.time() - t0:.0f}s", flush=True)
 
     config = {"height": args.height, "characters": "".join(alphabet.characters), "num_classes": alphabet.num_classes}

@@ -114,12 +114,14 @@ def test_training_resumes_from_the_rebuilt_checkpoint_with_a_warm_up(tmp_path, s
                 "alphabet": DEFAULT_CHARACTERS, "training_steps": 10}
     (folder / "manifest.json").write_text(json.dumps(manifest))
     out = tmp_path / "run"
-    args = ["--model", str(folder), "--out", str(out), "--data", str(shared_data), "--calibration-lines", "2"]
+    args = ["--model", str(folder), "--out", str(out), "--data", str(shared_data), "--calibration-lines", "2",
+            "--datasets", "hooker,poilus"]
     assert main(args) == 0
     assert main(args) == 2  # an existing resume point is not overwritten without --force
-    train.main(["--out", str(out), "--data", str(shared_data), "--limit", "2", "--max-steps", "12",
-                "--max-width", "300", "--eval-every", "1000"])
-    assert "resumed at step 10" in capsys.readouterr().out
+    train.main(["--out", str(out), "--data", str(shared_data), "--datasets", "mss19", "--limit", "2",
+                "--max-steps", "12", "--max-width", "300", "--eval-every", "1000"])
+    printed = capsys.readouterr().out
+    assert "loaded 2 train / 2 val lines" in printed and "resumed at step 10" in printed
     ckpt = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
     assert ckpt["state"]["step"] == 12 and ckpt["state"]["warmup_start"] == 10
     assert "optimizer" in ckpt and ckpt["state"]["rebuilt_from"] == "toy 0.0.1"
