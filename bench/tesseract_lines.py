@@ -38,6 +38,15 @@ def write_pngs(images, folder: str | Path) -> list[str]:
     return paths
 
 
+LANGUAGES = "eng+fra"
+
+
+def installed_languages() -> set[str]:
+    """Languages Tesseract has traineddata for (``tesseract --list-langs``)."""
+    out = subprocess.run(["tesseract", "--list-langs"], capture_output=True, text=True, check=True).stdout
+    return {line.strip() for line in out.splitlines()[1:] if line.strip()}
+
+
 def tesseract_lines(images, languages: str) -> tuple[list[str], float]:
     """Texts Tesseract reads from ``images`` (one line each) and the seconds it took."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -64,6 +73,13 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("tesseract") is None:
         print("tesseract is not installed (apt-get install tesseract-ocr tesseract-ocr-fra)", file=sys.stderr)
         return 2
+    # a missing traineddata only warns and reads with the rest: slower and worse with it, so
+    # a run without French would not be the comparison it claims to be
+    missing = set(LANGUAGES.split("+")) - installed_languages()
+    if missing:
+        print(f"tesseract lacks {sorted(missing)} (apt-get install "
+              f"{' '.join('tesseract-ocr-' + m for m in sorted(missing))})", file=sys.stderr)
+        return 2
     files = sorted((Path(args.data) / "lines" / args.split).glob("*.parquet"))
     recognizer = LineRecognizer(resolve_model(args.model), device="cpu", threads=args.threads)
     alphabet = Alphabet(recognizer.manifest.alphabet)
@@ -74,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         ours.extend(r.text for r in recognizer.recognize(images))
         ours_s += time.perf_counter() - start
-        read, seconds = tesseract_lines(images, "eng+fra")
+        read, seconds = tesseract_lines(images, LANGUAGES)
         theirs.extend(alphabet.normalize(t) for t in read)
         theirs_s += seconds
         refs.extend(alphabet.normalize(t) for t in texts)
