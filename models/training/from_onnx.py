@@ -193,26 +193,27 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from sparkhtr.core.alphabet import Alphabet
+    from sparkhtr.registry import read_manifest
 
-    manifest = json.loads((args.model / "manifest.json").read_text(encoding="utf-8"))
+    manifest = read_manifest(args.model)
     target = args.out / "last.pt"
     if target.exists() and not args.force:
         print(f"{target} exists: training would resume from it; --force replaces it", file=sys.stderr)
         return 2
-    height = int(manifest["input_height"])
-    alphabet = Alphabet(manifest["alphabet"])
+    height = manifest.input_height
+    alphabet = Alphabet(manifest.alphabet)
     lines = load_split(data_root(args.data), "train", alphabet, height, 2400, tuple(args.datasets.split(",")),
                        args.calibration_lines)
     lines.sort(key=lambda s: s.image.shape[1])  # similar widths batch with little padding
     batches = (collate([s.image for s in lines[i:i + 16]], WIDTH_STRIDE)[0] for i in range(0, len(lines), 16))
-    model = rebuild(args.model / manifest["file"], height, batches)
+    model = rebuild(manifest.model_path, height, batches)
     if model.head[1].out_features != alphabet.num_classes:
         raise OnnxLayoutError(f"{model.head[1].out_features} classes in the ONNX file, "
                               f"{alphabet.num_classes} in the manifest's alphabet")
     config = {"height": height, "characters": "".join(alphabet.characters), "num_classes": alphabet.num_classes}
-    state = {"step": int(manifest.get("training_steps") or 0), "epoch": 0, "best_cer": math.inf,
+    state = {"step": int(manifest.extra.get("training_steps") or 0), "epoch": 0, "best_cer": math.inf,
              "lr_scale": 1.0, "bad_evals": 0, "train_seconds": 0.0,
-             "rebuilt_from": f"{manifest['name']} {manifest['version']}"}
+             "rebuilt_from": f"{manifest.name} {manifest.version}"}
     args.out.mkdir(parents=True, exist_ok=True)
     torch.save({"model": model.state_dict(), "state": state, "config": config}, target)
     print(json.dumps({"checkpoint": str(target), "step": state["step"], "calibration_lines": len(lines),

@@ -104,14 +104,16 @@ def test_no_calibration_lines_is_an_error(exported):
 def test_training_resumes_from_the_rebuilt_checkpoint_with_a_warm_up(tmp_path, shared_data, capsys):
     from models.training import train
     from sparkhtr.core.alphabet import DEFAULT_CHARACTERS, Alphabet
+    from sparkhtr.registry import file_sha256
 
     alphabet = Alphabet(DEFAULT_CHARACTERS)
     torch.manual_seed(0)
     folder = tmp_path / "model"
     folder.mkdir()
     export_onnx(CRNN(alphabet.num_classes, 48).eval(), 48, folder / "model.onnx")
-    manifest = {"name": "toy", "version": "0.0.1", "file": "model.onnx", "input_height": 48,
-                "alphabet": DEFAULT_CHARACTERS, "training_steps": 10}
+    manifest = {"name": "toy", "version": "0.0.1", "kind": "ctc-line-recognizer", "file": "model.onnx",
+                "input_height": 48, "input_channels": 1, "normalization": "normalize_line",
+                "alphabet": DEFAULT_CHARACTERS, "sha256": file_sha256(folder / "model.onnx"), "training_steps": 10}
     (folder / "manifest.json").write_text(json.dumps(manifest))
     out = tmp_path / "run"
     args = ["--model", str(folder), "--out", str(out), "--data", str(shared_data), "--calibration-lines", "2",
@@ -130,5 +132,7 @@ def test_training_resumes_from_the_rebuilt_checkpoint_with_a_warm_up(tmp_path, s
 
 
 def test_the_command_line_needs_a_model_folder(tmp_path: Path):
-    with pytest.raises(FileNotFoundError):
+    from sparkhtr.errors import ModelError
+
+    with pytest.raises(ModelError, match=r"no manifest\.json"):
         main(["--model", str(tmp_path / "absent"), "--out", str(tmp_path / "run")])
