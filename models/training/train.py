@@ -123,6 +123,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--fonts", default=None, help="handwriting font folder for synthetic lines")
     p.add_argument("--synthetic-fraction", type=float, default=0.0,
                    help="share of synthetic lines in each epoch (fresh ones every epoch)")
+    p.add_argument("--dropout", type=float, default=None,
+                   help="dropout of the projection, between the LSTM layers and before the head (default: the "
+                        "checkpoint's, else 0.2); lower it to fit the training lines more closely")
     args = p.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -135,14 +138,16 @@ def main(argv: list[str] | None = None) -> None:
     val = load_split(root, "val", alphabet, args.height, args.max_width, datasets, args.limit)
     print(f"loaded {len(train)} train / {len(val)} val lines in {time.time() - t0:.0f}s", flush=True)
 
-    config = {"height": args.height, "characters": "".join(alphabet.characters), "num_classes": alphabet.num_classes}
-    model = CRNN(alphabet.num_classes, args.height)
+    last = args.out / "last.pt"
+    ckpt = torch.load(last, map_location="cpu", weights_only=False) if last.exists() else None
+    dropout = args.dropout if args.dropout is not None else (ckpt or {}).get("config", {}).get("dropout", 0.2)
+    config = {"height": args.height, "characters": "".join(alphabet.characters), "num_classes": alphabet.num_classes,
+              "dropout": dropout}
+    model = CRNN(alphabet.num_classes, args.height, dropout=dropout)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     ctc = torch.nn.CTCLoss(blank=0, zero_infinity=True)
     state = {"step": 0, "epoch": 0, "best_cer": math.inf, "lr_scale": 1.0, "bad_evals": 0, "train_seconds": 0.0}
-    last = args.out / "last.pt"
-    if last.exists():
-        ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    if ckpt is not None:
         if ckpt["config"]["characters"] != config["characters"]:
             raise SystemExit(f"{last}: its alphabet is not the one this run trains")
         model.load_state_dict(ckpt["model"])
@@ -153,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
             # rebuilt from an exported model (models.training.from_onnx): fresh Adam moments
             # want a warm-up before the full rate
             state["warmup_start"] = state["step"]
-        print(f"resumed at step {state['step']} (best CER {state['best_cer']:.4f})", flush=True)
+        print(f"resumed at step {state['step']} (best CER {state['best_cer']:.4f}, dropout {dropout})", flush=True)
 
     def save(path: Path) -> None:
         tmp = path.with_suffix(".tmp")
