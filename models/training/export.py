@@ -33,7 +33,7 @@ def load_checkpoint(path: Path) -> tuple[CRNN, dict]:
     model = CRNN(config["num_classes"], config["height"])
     model.load_state_dict(ckpt["model"])
     model.eval()
-    return model, {**config, "state": ckpt.get("state", {})}
+    return model, {**config, "state": ckpt.get("state", {}), "averaged_from": ckpt.get("averaged_from")}
 
 
 def export_onnx(model: CRNN, height: int, path: Path, opset: int = 17) -> None:
@@ -92,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         "sha256": file_sha256(onnx_path),
         "size_bytes": onnx_path.stat().st_size,
         "training_steps": config["state"].get("step"),
+        # models.training.average: the weights are a mean of these checkpoints, not one run's
+        **({"averaged_from": config["averaged_from"]} if config.get("averaged_from") else {}),
         "data_licences": {
             "hooker": "CC-BY-SA 4.0 (HTR-United); images (c) RBG Kew, reproduced with permission",
             "poilus": "CC-BY 4.0", "mss19": "CC-BY 4.0",

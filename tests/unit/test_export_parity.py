@@ -55,3 +55,26 @@ def test_parity_on_real_val_lines(exported, shared_data):
     samples = load_split(shared_data, "val", Alphabet(DEFAULT_CHARACTERS), 32, 2400, ("hooker",), limit=8)
     report = parity(model, path, samples, batch=4)
     assert report["max_abs_logit_diff"] < 1e-3 and report["identical_decodes"] == 1.0
+
+
+def test_an_averaged_checkpoint_exports_with_its_sources_in_the_manifest(tmp_path, shared_data):
+    import json
+
+    from models.training import average, export
+    from sparkhtr.core.alphabet import DEFAULT_CHARACTERS, Alphabet
+
+    alphabet = Alphabet(DEFAULT_CHARACTERS)
+    config = {"height": 48, "characters": DEFAULT_CHARACTERS, "num_classes": alphabet.num_classes}
+    sources = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        path = tmp_path / f"step-{seed}.pt"
+        torch.save({"model": CRNN(alphabet.num_classes, 48).state_dict(), "config": config,
+                    "state": {"step": 10 + seed}}, path)
+        sources.append(str(path))
+    assert average.main([*sources, "--out", str(tmp_path / "mean.pt")]) == 0
+    out = tmp_path / "model"
+    assert export.main(["--checkpoint", str(tmp_path / "mean.pt"), "--out", str(out), "--version", "0.0.1",
+                        "--data", str(shared_data), "--parity-lines", "2"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["averaged_from"] == sources and manifest["training_steps"] == 11
