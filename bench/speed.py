@@ -532,11 +532,13 @@ def markdown(report: dict[str, Any]) -> str:
     mem = report.get("memory")
     if mem:
         runs = mem["runs"]
+        # reports written before the heap was measured have no such figure: say nothing rather than 0
+        heap = (f" (heap after a full GC {runs['small']['jvm_heap_used_after_gc_mib']:.0f} → "
+                f"{runs['large']['jvm_heap_used_after_gc_mib']:.0f} MiB)"
+                if "jvm_heap_used_after_gc_mib" in runs["large"] else "")
         rows += [
             [f"memory, {runs['small']['pages']} then {runs['large']['pages']} small pages",
-             f"JVM peak {runs['small']['jvm_peak_mib']:.0f} → {runs['large']['jvm_peak_mib']:.0f} MiB (heap after a "
-             f"full GC {runs['small'].get('jvm_heap_used_after_gc_mib', 0):.0f} → "
-             f"{runs['large'].get('jvm_heap_used_after_gc_mib', 0):.0f} MiB); "
+             f"JVM peak {runs['small']['jvm_peak_mib']:.0f} → {runs['large']['jvm_peak_mib']:.0f} MiB{heap}; "
              f"largest Python worker {runs['small']['worker_peak_mib']:.0f} → {runs['large']['worker_peak_mib']:.0f}"
              f" MiB (target ≤ 1536, flat); {mem['overall']['workers']} workers"],
         ]

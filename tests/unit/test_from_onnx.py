@@ -127,10 +127,10 @@ def test_training_resumes_from_the_rebuilt_checkpoint_with_a_warm_up(tmp_path, s
     ckpt = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
     assert ckpt["state"]["step"] == 12 and ckpt["state"]["warmup_start"] == 10
     assert ckpt["config"]["dropout"] == 0.0
+    assert "optimizer" in ckpt and ckpt["state"]["rebuilt_from"] == "toy 0.0.1"
     train.main(["--out", str(out), "--data", str(shared_data), "--datasets", "mss19", "--limit", "2",
                 "--max-steps", "13", "--max-width", "300", "--eval-every", "1000"])
     assert "resumed at step 12 (best CER inf, dropout 0.0)" in capsys.readouterr().out  # kept across resumes
-    assert "optimizer" in ckpt and ckpt["state"]["rebuilt_from"] == "toy 0.0.1"
     assert train.learning_rate(10, 1e-3, warmup_start=10) == pytest.approx(1e-3 / 500)
     assert train.learning_rate(509, 1e-3, warmup_start=10) == pytest.approx(1e-3)
 
