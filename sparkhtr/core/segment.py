@@ -91,6 +91,11 @@ class SegmenterConfig:
       right edge, cut by that edge, running down the page and set apart from the rest by
       a narrow gap is the facing page's line ends, not this page's writing (0 keeps it).
     - ``padding``: outline and crop margin around the ink.
+    - ``frame_above`` / ``frame_below``: the crop's rows run from this far above the line's
+      baseline to this far below it, whatever the line's ascenders and descenders reach:
+      the framing of the line images the recogniser was trained on (their polygons reach
+      1.4-1.7 text heights above the baseline and 0.65-0.85 below, medians per collection
+      in ../shared/data/pages). Set either to 0 to crop to the outline's box instead.
     - ``max_lines``: a guard against pathological pages (noise), not a limit of real ones.
     """
 
@@ -110,6 +115,8 @@ class SegmenterConfig:
     min_line_height: float = 0.45
     min_line_ink: float = 0.04
     padding: float = 0.15
+    frame_above: float = 1.5
+    frame_below: float = 0.7
     max_lines: int = 500
     upright_ratio: float = 0.4
     line_share: float = 0.5
@@ -998,6 +1005,19 @@ def _downscale(crop: np.ndarray, height: int) -> np.ndarray:
     return crop if crop.shape[0] <= height else resize_to_height(crop, height)
 
 
+def _frame(crop: np.ndarray, top: int, bottom: int) -> np.ndarray:
+    """Rows ``top`` to ``bottom`` of ``crop`` (either may lie outside it: paper, 255, there).
+
+    >>> _frame(np.zeros((4, 3), np.uint8), -1, 2)[:, 0].tolist()
+    [255, 0, 0]
+    """
+    out = np.full((max(bottom - top, 1), crop.shape[1]), 255, np.uint8)
+    lo, hi = max(top, 0), min(bottom, crop.shape[0])
+    if hi > lo:
+        out[lo - top: hi - top] = crop[lo:hi]
+    return out
+
+
 def _build_line(gray: np.ndarray, mine: np.ndarray, owner: np.ndarray, line_id: int, origin: tuple[int, int],
                 scale: float, unit: float, config: SegmenterConfig) -> SegmentedLine:
     """Outline, baseline and crop of one line, from its ink mask (analysis pixels at ``origin``)."""
@@ -1039,6 +1059,13 @@ def _build_line(gray: np.ndarray, mine: np.ndarray, owner: np.ndarray, line_id: 
     others = ((window > 0) & (window != line_id)).view(np.uint8)
     if others.any():
         np.maximum(crop, cv2.dilate(others, np.ones((3, 3), np.uint8)) * np.uint8(255), out=crop)
+    if config.frame_above > 0 and config.frame_below > 0:
+        # the recogniser reads a line framed as its training lines were: letters drawn smaller
+        # in a looser frame cost it 7-10 points of CER (models/training/data.py, FRAME_RANGE)
+        text_height = unit * inv
+        top = math.floor(float(base_y.min()) - config.frame_above * text_height) - bbox.y0
+        bottom = math.ceil(float(base_y.max()) + config.frame_below * text_height) - bbox.y0
+        crop = _frame(crop, top, bottom)
     return SegmentedLine(bbox, polygon, baseline, _downscale(crop, config.crop_height))
 
 
@@ -1056,8 +1083,10 @@ def segment_lines(gray: np.ndarray, config: SegmenterConfig = SegmenterConfig())
     Reading order: blocks (columns left to right, then top to bottom), lines top to
     bottom within a block. Geometry is in ``gray``'s pixels: ``bbox``, a closed
     clockwise ``polygon`` around the line's ink, a ``baseline`` from left to right; the
-    ``crop`` is the line's box with everything outside the polygon (and other lines'
-    strokes inside it) set to 255, downscaled to ``config.crop_height`` if taller.
+    ``crop`` spans the box's columns and the rows of the line's frame (``frame_above``
+    text heights above the baseline to ``frame_below`` below it; the box's rows when
+    framing is off), with everything outside the polygon (and other lines' strokes inside
+    it) set to 255, downscaled to ``config.crop_height`` if taller.
     A blank page, or one too small to hold writing, gives ``[]``; only an input that is
     not a 2-D uint8 array raises :class:`~sparkhtr.errors.SegmentationError`.
 

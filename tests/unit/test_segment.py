@@ -142,7 +142,8 @@ def test_crops_are_masked_and_no_taller_than_crop_height():
     page, _ = _page(3, scale=2.0, spacing=110)
     for line in segment_lines(page, SegmenterConfig(crop_height=40)):
         assert line.crop.dtype == np.uint8 and line.crop.ndim == 2 and line.crop.shape[0] == 40
-    for line in segment_lines(page, SegmenterConfig(crop_height=1000)):
+    # without framing the crop is the box (framing: test_crops_are_framed_around_the_baseline)
+    for line in segment_lines(page, SegmenterConfig(crop_height=1000, frame_above=0)):
         assert line.crop.shape == (line.bbox.height, line.bbox.width)
         inside = np.zeros(line.crop.shape, np.uint8)
         outline = np.round(np.asarray(line.polygon) - (line.bbox.x0, line.bbox.y0)).astype(np.int32)
@@ -160,7 +161,7 @@ def test_neighbours_are_painted_out_of_crops():
 
     upper_text, lower_text = ("gjpqy gjpqy", 120), ("bdfhk bdfhk", 190)
     page = draw([upper_text, lower_text])
-    lines = segment_lines(page, SegmenterConfig(crop_height=400))
+    lines = segment_lines(page, SegmenterConfig(crop_height=400, frame_above=0))
     assert len(lines) == 2
     for line, (alone, other) in zip(lines, [(upper_text, lower_text), (lower_text, upper_text)], strict=True):
         box = line.bbox
@@ -169,6 +170,25 @@ def test_neighbours_are_painted_out_of_crops():
         assert (line.crop[own] < 128).mean() > 0.9  # its own ink is kept
         if foreign.any():  # the other line's strokes reaching into the box are painted white
             assert (line.crop[foreign] > 200).mean() > 0.9
+
+
+def test_crops_are_framed_around_the_baseline():
+    # the same words twice, the second time with a tall ascending flourish on its first letter:
+    # its ink box is much taller, its crop is not (framed around the baseline, as the
+    # recogniser's training lines are)
+    page = np.full((420, 800), 250, np.uint8)
+    for y in (130, 300):
+        cv2.putText(page, "summer carnival", (60, y), FONT, 1.6, 20, 3)
+    cv2.line(page, (70, 290), (95, 215), 20, 3)
+    boxed = segment_lines(page, SegmenterConfig(crop_height=1000, frame_above=0))
+    framed = segment_lines(page, SegmenterConfig(crop_height=1000))
+    assert len(boxed) == len(framed) == 2
+    assert boxed[1].crop.shape[0] - boxed[0].crop.shape[0] >= 30
+    assert abs(framed[1].crop.shape[0] - framed[0].crop.shape[0]) <= 4
+    for plain, line in zip(boxed, framed, strict=True):
+        assert line.bbox == plain.bbox and line.crop.shape[1] == plain.crop.shape[1]  # geometry unchanged
+    # the plain line's crop holds all of its ink
+    assert (framed[0].crop < 128).sum() >= (boxed[0].crop < 128).sum() - 5
 
 
 def test_blank_tiny_and_extreme_pages():
