@@ -91,6 +91,9 @@ class SegmenterConfig:
       right edge, cut by that edge, running down the page and set apart from the rest by
       a narrow gap is the facing page's line ends, not this page's writing (0 keeps it).
     - ``padding``: outline and crop margin around the ink.
+    - ``frame_density``: words touching a frame (a border, a flourish drawn round the text)
+      are cut loose from it: the frame's pixels whose text-height window holds less than
+      this share of frame ink are its thin stroke, the rest are words (0 drops frames whole).
     - ``frame_above`` / ``frame_below``: the crop's rows run from this far above the line's
       baseline to this far below it, whatever the line's ascenders and descenders reach:
       the framing of the line images the recogniser was trained on (their polygons reach
@@ -115,6 +118,7 @@ class SegmenterConfig:
     min_line_height: float = 0.45
     min_line_ink: float = 0.04
     padding: float = 0.15
+    frame_density: float = 0.15
     frame_above: float = 1.5
     frame_below: float = 0.7
     max_lines: int = 500
@@ -301,6 +305,40 @@ def _rule_like(length: np.ndarray, stats: np.ndarray, unit: float) -> np.ndarray
     return long_ & (straight | (length < 0.8 * (cw + ch)))
 
 
+def _frames(stats: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Per component label: is it a frame (huge and hollow: a border, a flourish drawn round the text)?"""
+    h, w = shape
+    cw, ch, area = (stats[:, i].astype(np.int64) for i in (2, 3, 4))
+    fill = area / np.maximum(cw * ch, 1)
+    frames = ((cw > 0.5 * w) | (ch > 0.3 * h)) & (fill < 0.15)
+    frames[0] = False
+    return frames
+
+
+def _detach_from_frames(ink: np.ndarray, labels: np.ndarray, stats: np.ndarray, unit: float,
+                        density: float) -> np.ndarray | None:
+    """Ink without the thin strokes of frames, so that words touching a frame come loose from it.
+
+    A frame is dropped whole (:func:`_keep_components`), and with it every word whose
+    strokes touch it: the first word of a line written against a flourish drawn round the
+    text, a heading the flourish starts from. Along its stroke a frame holds little ink in a
+    text height's window (a pen stroke's width over a text height), a word holds much more:
+    the frames' pixels in windows holding less than ``density`` of frame ink, or less than one
+    and a half times what most of the frame's pixels have (a broad pen), are removed and the
+    rest, the words, become components of their own. ``None`` when there is no frame.
+    """
+    frames = _frames(stats, ink.shape)
+    if not frames.any():
+        return None
+    mask = frames[labels]
+    k = max(3, round(unit)) | 1
+    share = cv2.boxFilter(mask.astype(np.float32), -1, (k, k), borderType=cv2.BORDER_CONSTANT)
+    # most of a frame is its lone stroke: what a pen this wide leaves in a window, and words
+    # hold clearly more than that
+    threshold = max(density, 1.5 * float(np.median(share[mask])))
+    return np.where(mask & (share < threshold), 0, ink).astype(np.uint8)
+
+
 def _text_height(stats: np.ndarray, shape: tuple[int, int]) -> float:
     """Typical height of the page's words: the width-weighted median component height.
 
@@ -328,7 +366,7 @@ def _keep_components(stats: np.ndarray, shape: tuple[int, int], unit: float) -> 
     keep[0] = False
     fill = area / np.maximum(cw * ch, 1)
     # frames and borders: huge and hollow, or long along an edge of the scan
-    huge = ((cw > 0.5 * w) | (ch > 0.3 * h)) & ((fill < 0.15) | (cw > 0.8 * w) | (ch > 0.6 * h))
+    huge = _frames(stats, shape) | (((cw > 0.5 * w) | (ch > 0.3 * h)) & ((cw > 0.8 * w) | (ch > 0.6 * h)))
     touching = (x <= 1) | (y <= 1) | (x + cw >= w - 1) | (y + ch >= h - 1)
     edge_strip = touching & ((cw > 4 * unit) | (ch > 4 * unit) | (area > 2 * unit * unit))
     # ink blots and stains: large and solid, unlike strokes
@@ -387,6 +425,11 @@ def _find_ink(work: np.ndarray, config: SegmenterConfig
         return None
     ink = _remove_rulings(ink, unit)
     _, labels, stats = _components(ink)
+    if config.frame_density > 0:
+        detached = _detach_from_frames(ink, labels, stats, unit, config.frame_density)
+        if detached is not None:
+            ink = detached
+            _, labels, stats = _components(ink)
     px = _Pixels.of(ink, labels)
     keep = _keep_components(stats, ink.shape, unit) & ~_faint_components(px, stats, darker, config.faint_ratio)
     unit = _text_height(stats[np.concatenate(([0], np.flatnonzero(keep[1:]) + 1))], ink.shape) or unit

@@ -31,7 +31,8 @@ from sparkhtr.spark.base import (
 )
 from sparkhtr.spark.schemas import IMAGE, LINES, require_columns
 
-METHODS = {"classical": "sparkhtr-classical@1", "whole": "whole-image@1"}
+# @2: crops framed around the baseline (SegmenterConfig.frame_above / frame_below)
+METHODS = {"classical": "sparkhtr-classical@2", "whole": "whole-image@1"}
 
 
 @with_param_accessors

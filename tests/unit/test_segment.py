@@ -191,6 +191,34 @@ def test_crops_are_framed_around_the_baseline():
     assert (framed[0].crop < 128).sum() >= (boxed[0].crop < 128).sum() - 5
 
 
+def _zigzag_word(page: np.ndarray, x0: int, x1: int, base: int) -> None:
+    """A connected cursive-like word ('mmmm'): one component, as a handwritten word is."""
+    xs = np.arange(x0, x1)
+    points = np.stack([xs, base - 24 * np.abs((xs - x0) % 16 - 8) / 8], axis=1).astype(np.int32)
+    cv2.polylines(page, [points], False, 25, 3)
+
+
+def test_words_touching_a_frame_are_kept():
+    # a wavy flourish drawn round the text (a will's frame) runs through the first word of the
+    # middle line: the frame is dropped, the word is not
+    page = np.full((500, 1000), 248, np.uint8)
+    for base, first in ((170, 260), (250, 60), (330, 260)):
+        for x in (first, 440, 620):
+            _zigzag_word(page, x, x + 150, base)
+    t = np.linspace(0, 2 * np.pi, 2000)
+    r = 1 + 0.01 * np.sin(25 * t)
+    frame = np.stack([500 + 420 * r * np.cos(t), 240 + 200 * r * np.sin(t)], axis=1).astype(np.int32)
+    cv2.polylines(page, [frame], True, 25, 2)
+    dropped = segment_lines(page, SegmenterConfig(frame_density=0))
+    kept = segment_lines(page)
+    assert all(line.bbox.x0 > 200 for line in dropped)  # the word went with the frame
+    first = [line for line in kept if line.bbox.x0 < 70]
+    assert len(first) == 1 and 200 < (first[0].bbox.y0 + first[0].bbox.y1) / 2 < 260
+    assert first[0].bbox.x1 < 240  # the word, not the frame along with it
+    for line in kept:  # no line follows the frame
+        assert line.bbox.height < 80
+
+
 def test_blank_tiny_and_extreme_pages():
     assert segment_lines(np.full((800, 600), 255, np.uint8)) == []
     assert segment_lines(np.full((800, 600), 0, np.uint8)) == []
