@@ -93,8 +93,9 @@ class SegmenterConfig:
     - ``padding``: outline and crop margin around the ink.
     - ``frame_density``: words touching a frame (a border, a flourish drawn round the text)
       are cut loose from it: the frame's pixels whose text-height window holds less than
-      this share of frame ink are its thin stroke, the rest are words (0 drops frames whole).
-    - ``frame_above`` / ``frame_below``: the crop's rows run from this far above the line's
+      this share of frame ink (or than 1.5 times what most of its pixels' windows hold: a
+      broad pen) are its lone stroke, the rest are words (0 drops frames whole).
+    - ``crop_above`` / ``crop_below``: the crop's rows run from this far above the line's
       baseline to this far below it, whatever the line's ascenders and descenders reach:
       the framing of the line images the recogniser was trained on (their polygons reach
       1.4-1.7 text heights above the baseline and 0.65-0.85 below, medians per collection
@@ -119,8 +120,8 @@ class SegmenterConfig:
     min_line_ink: float = 0.04
     padding: float = 0.15
     frame_density: float = 0.15
-    frame_above: float = 1.5
-    frame_below: float = 0.7
+    crop_above: float = 1.5
+    crop_below: float = 0.7
     max_lines: int = 500
     upright_ratio: float = 0.4
     line_share: float = 0.5
@@ -1048,10 +1049,10 @@ def _downscale(crop: np.ndarray, height: int) -> np.ndarray:
     return crop if crop.shape[0] <= height else resize_to_height(crop, height)
 
 
-def _frame(crop: np.ndarray, top: int, bottom: int) -> np.ndarray:
+def _crop_rows(crop: np.ndarray, top: int, bottom: int) -> np.ndarray:
     """Rows ``top`` to ``bottom`` of ``crop`` (either may lie outside it: paper, 255, there).
 
-    >>> _frame(np.zeros((4, 3), np.uint8), -1, 2)[:, 0].tolist()
+    >>> _crop_rows(np.zeros((4, 3), np.uint8), -1, 2)[:, 0].tolist()
     [255, 0, 0]
     """
     out = np.full((max(bottom - top, 1), crop.shape[1]), 255, np.uint8)
@@ -1102,13 +1103,13 @@ def _build_line(gray: np.ndarray, mine: np.ndarray, owner: np.ndarray, line_id: 
     others = ((window > 0) & (window != line_id)).view(np.uint8)
     if others.any():
         np.maximum(crop, cv2.dilate(others, np.ones((3, 3), np.uint8)) * np.uint8(255), out=crop)
-    if config.frame_above > 0 and config.frame_below > 0:
+    if config.crop_above > 0 and config.crop_below > 0:
         # the recogniser reads a line framed as its training lines were: letters drawn smaller
         # in a looser frame cost it 7-10 points of CER (models/training/data.py, FRAME_RANGE)
         text_height = unit * inv
-        top = math.floor(float(base_y.min()) - config.frame_above * text_height) - bbox.y0
-        bottom = math.ceil(float(base_y.max()) + config.frame_below * text_height) - bbox.y0
-        crop = _frame(crop, top, bottom)
+        top = math.floor(float(base_y.min()) - config.crop_above * text_height) - bbox.y0
+        bottom = math.ceil(float(base_y.max()) + config.crop_below * text_height) - bbox.y0
+        crop = _crop_rows(crop, top, bottom)
     return SegmentedLine(bbox, polygon, baseline, _downscale(crop, config.crop_height))
 
 
@@ -1126,9 +1127,9 @@ def segment_lines(gray: np.ndarray, config: SegmenterConfig = SegmenterConfig())
     Reading order: blocks (columns left to right, then top to bottom), lines top to
     bottom within a block. Geometry is in ``gray``'s pixels: ``bbox``, a closed
     clockwise ``polygon`` around the line's ink, a ``baseline`` from left to right; the
-    ``crop`` spans the box's columns and the rows of the line's frame (``frame_above``
-    text heights above the baseline to ``frame_below`` below it; the box's rows when
-    framing is off), with everything outside the polygon (and other lines' strokes inside
+    ``crop`` spans the box's columns and the rows from ``crop_above``
+    text heights above the baseline to ``crop_below`` below it (the box's rows when
+    either is 0), with everything outside the polygon (and other lines' strokes inside
     it) set to 255, downscaled to ``config.crop_height`` if taller.
     A blank page, or one too small to hold writing, gives ``[]``; only an input that is
     not a 2-D uint8 array raises :class:`~sparkhtr.errors.SegmentationError`.

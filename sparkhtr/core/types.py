@@ -57,7 +57,7 @@ class SegmentedLine:
     """One text line: geometry in page pixels and its grayscale crop (paper 255 outside the line).
 
     The crop is what the recogniser reads: the box's columns, framed vertically around the
-    baseline as the recogniser's training lines are (see ``SegmenterConfig.frame_above``).
+    baseline as the recogniser's training lines are (see ``SegmenterConfig.crop_above``).
     """
 
     bbox: BBox

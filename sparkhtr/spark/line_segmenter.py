@@ -31,7 +31,7 @@ from sparkhtr.spark.base import (
 )
 from sparkhtr.spark.schemas import IMAGE, LINES, require_columns
 
-# @2: crops framed around the baseline (SegmenterConfig.frame_above / frame_below)
+# @2: crops framed around the baseline (SegmenterConfig.crop_above / crop_below)
 METHODS = {"classical": "sparkhtr-classical@2", "whole": "whole-image@1"}
 
 

@@ -143,7 +143,7 @@ def test_crops_are_masked_and_no_taller_than_crop_height():
     for line in segment_lines(page, SegmenterConfig(crop_height=40)):
         assert line.crop.dtype == np.uint8 and line.crop.ndim == 2 and line.crop.shape[0] == 40
     # without framing the crop is the box (framing: test_crops_are_framed_around_the_baseline)
-    for line in segment_lines(page, SegmenterConfig(crop_height=1000, frame_above=0)):
+    for line in segment_lines(page, SegmenterConfig(crop_height=1000, crop_above=0)):
         assert line.crop.shape == (line.bbox.height, line.bbox.width)
         inside = np.zeros(line.crop.shape, np.uint8)
         outline = np.round(np.asarray(line.polygon) - (line.bbox.x0, line.bbox.y0)).astype(np.int32)
@@ -161,7 +161,7 @@ def test_neighbours_are_painted_out_of_crops():
 
     upper_text, lower_text = ("gjpqy gjpqy", 120), ("bdfhk bdfhk", 190)
     page = draw([upper_text, lower_text])
-    lines = segment_lines(page, SegmenterConfig(crop_height=400, frame_above=0))
+    lines = segment_lines(page, SegmenterConfig(crop_height=400, crop_above=0))
     assert len(lines) == 2
     for line, (alone, other) in zip(lines, [(upper_text, lower_text), (lower_text, upper_text)], strict=True):
         box = line.bbox
@@ -180,7 +180,7 @@ def test_crops_are_framed_around_the_baseline():
     for y in (130, 300):
         cv2.putText(page, "summer carnival", (60, y), FONT, 1.6, 20, 3)
     cv2.line(page, (70, 290), (95, 215), 20, 3)
-    boxed = segment_lines(page, SegmenterConfig(crop_height=1000, frame_above=0))
+    boxed = segment_lines(page, SegmenterConfig(crop_height=1000, crop_above=0))
     framed = segment_lines(page, SegmenterConfig(crop_height=1000))
     assert len(boxed) == len(framed) == 2
     assert boxed[1].crop.shape[0] - boxed[0].crop.shape[0] >= 30
