@@ -47,6 +47,8 @@ class LineSegmenter(ArrowTransformer, HasInputCol, HasOutputCol):
     ``segmenter``. Geometry is in the source scan's pixels when the preprocessor
     recorded a deskew (``skew_degrees``), so exports line up with the original image.
     The page image is dropped unless ``keepImage``: later stages need only the crops.
+    ``cropAbove`` / ``cropBelow`` frame each crop around the line's baseline, in text heights
+    (the bundled model's training framing by default; see ``SegmenterConfig``).
     """
 
     method: Param[str] = Param(Params._dummy(), "method", "'classical' or 'whole'", TypeConverters.toString)
@@ -54,10 +56,17 @@ class LineSegmenter(ArrowTransformer, HasInputCol, HasOutputCol):
                                    TypeConverters.toInt)
     keepImage: Param[bool] = Param(Params._dummy(), "keepImage", "keep the page image column",
                                    TypeConverters.toBoolean)
+    cropAbove: Param[float] = Param(Params._dummy(), "cropAbove",
+                                    "crops start this many text heights above the baseline (0: the ink's box)",
+                                    TypeConverters.toFloat)
+    cropBelow: Param[float] = Param(Params._dummy(), "cropBelow",
+                                    "crops end this many text heights below the baseline (0: the ink's box)",
+                                    TypeConverters.toFloat)
 
     @keyword_only
     def __init__(self, *, inputCol: str = "image", outputCol: str = "lines", method: str = "classical",
-                 cropHeight: int = 64, keepImage: bool = False, handleInvalid: str = "keep") -> None:
+                 cropHeight: int = 64, keepImage: bool = False, cropAbove: float = SegmenterConfig.crop_above,
+                 cropBelow: float = SegmenterConfig.crop_below, handleInvalid: str = "keep") -> None:
         super().__init__()
         self._init_params(self._input_kwargs)
 
@@ -76,7 +85,11 @@ class LineSegmenter(ArrowTransformer, HasInputCol, HasOutputCol):
         drop = [] if self.getKeepImage() else [in_col]
         schema = replace_fields(dataset.schema, drop=drop, add=added)
         outputs = {f.name: to_arrow_type(f.dataType) for f in added}
-        config = SegmenterConfig(crop_height=self.getCropHeight())
+        if min(self.getCropAbove(), self.getCropBelow()) < 0:
+            raise ConfigError(f"LineSegmenter cropAbove and cropBelow must be >= 0, got {self.getCropAbove()} "
+                              f"and {self.getCropBelow()}")
+        config = SegmenterConfig(crop_height=self.getCropHeight(), crop_above=self.getCropAbove(),
+                                 crop_below=self.getCropBelow())
         segment = segment_whole_image if method == "whole" else segment_lines
         name = METHODS[method]
         has_source = {"skew_degrees", "source_width", "source_height"} <= set(dataset.columns)

@@ -95,6 +95,8 @@ def test_preprocess_and_segment(files_df):
     assert first.crop.height <= 64 and first.text is None
     assert first.bbox.y0 < rows[("page.png", 1)].lines[1].bbox.y0  # reading order
     assert rows[("broken.png", 0)].lines is None
+    with pytest.raises(ConfigError, match="cropAbove"):
+        LineSegmenter(cropAbove=-1.0).transform(pages)
 
 
 def test_recognizer_with_tiny_model_in_lines_mode(spark, tmp_path, tiny_model_dir):
@@ -135,7 +137,7 @@ def test_recognizer_beam_decoder_in_spark(spark, tmp_path):
 
 def test_pipeline_save_load_round_trip(spark, files_df, tmp_path, tiny_model_dir):
     stages = [BinaryToImage(pdfDpi=120, maxPages=50), ImagePreprocessor(maxSkew=8.0),
-              LineSegmenter(cropHeight=48),
+              LineSegmenter(cropHeight=48, cropAbove=1.4),
               HandwrittenTextRecognizer(model=str(tiny_model_dir), device="cpu", batchLines=8)]
     model = Pipeline(stages=stages).fit(files_df)
     model.write().overwrite().save(str(tmp_path / "pipeline"))
@@ -143,6 +145,7 @@ def test_pipeline_save_load_round_trip(spark, files_df, tmp_path, tiny_model_dir
     b2i, pre, seg, rec = loaded.stages
     assert (b2i.getPdfDpi(), b2i.getMaxPages(), pre.getMaxSkew(), seg.getCropHeight(), rec.getBatchLines()) == (
         120, 50, 8.0, 48, 8)
+    assert (seg.getCropAbove(), seg.getCropBelow()) == (1.4, 0.7)
     assert rec.getModel() == str(tiny_model_dir)
     first = sorted((r.path, r.page, r.status, r.n_lines) for r in model.transform(files_df).collect())
     second = sorted((r.path, r.page, r.status, r.n_lines) for r in loaded.transform(files_df).collect())
