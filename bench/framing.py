@@ -24,6 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sparkhtr.core.alphabet import Alphabet
+from sparkhtr.core.lines import frame_rows
 from sparkhtr.core.recognize import DECODERS, LineRecognizer
 from sparkhtr.evaluation import evaluate_lines, load_line_parquet
 from sparkhtr.registry import resolve_model
@@ -46,10 +47,7 @@ def reframe_gray(gray: np.ndarray, top: float, bottom: float) -> np.ndarray:
     ((9, 4), 200)
     """
     h = gray.shape[0]
-    add_top, add_bottom = round(top * h), round(bottom * h)
-    rows = gray[max(0, -add_top): h - max(0, -add_bottom)]
-    paper = int(np.median(gray))
-    return np.pad(rows, ((max(0, add_top), max(0, add_bottom)), (0, 0)), constant_values=paper)
+    return frame_rows(gray, -round(top * h), h + round(bottom * h), int(np.median(gray)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,6 +42,23 @@ def resize_to_height(gray: np.ndarray, height: int, max_width: int | None = None
     return cv2.resize(gray, (new_w, height), interpolation=interp)
 
 
+def frame_rows(image: np.ndarray, top: int, bottom: int, paper: int) -> np.ndarray:
+    """Rows ``top`` to ``bottom`` of a 2-D uint8 image; rows beyond its edges are ``paper``.
+
+    How a line is framed: a segmenter's crop around a baseline, a looser or tighter crop
+    of a stored line (training augmentation, ``bench/framing.py``).
+
+    >>> import numpy as np
+    >>> frame_rows(np.zeros((4, 3), np.uint8), -1, 2, 255)[:, 0].tolist()
+    [255, 0, 0]
+    """
+    out = np.full((max(bottom - top, 1), image.shape[1]), paper, np.uint8)
+    lo, hi = max(top, 0), min(bottom, image.shape[0])
+    if hi > lo:
+        out[lo - top: hi - top] = image[lo:hi]
+    return out
+
+
 def normalize_line(gray: np.ndarray, height: int, max_width: int | None = None) -> np.ndarray:
     """Model input for one line: ``float32[height, width]``, background 0, ink 1.
 

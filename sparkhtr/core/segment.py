@@ -46,7 +46,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from sparkhtr.core.lines import resize_to_height
+from sparkhtr.core.lines import frame_rows, resize_to_height
 from sparkhtr.core.types import BBox, Point, SegmentedLine
 from sparkhtr.errors import SegmentationError
 
@@ -1049,19 +1049,6 @@ def _downscale(crop: np.ndarray, height: int) -> np.ndarray:
     return crop if crop.shape[0] <= height else resize_to_height(crop, height)
 
 
-def _crop_rows(crop: np.ndarray, top: int, bottom: int) -> np.ndarray:
-    """Rows ``top`` to ``bottom`` of ``crop`` (either may lie outside it: paper, 255, there).
-
-    >>> _crop_rows(np.zeros((4, 3), np.uint8), -1, 2)[:, 0].tolist()
-    [255, 0, 0]
-    """
-    out = np.full((max(bottom - top, 1), crop.shape[1]), 255, np.uint8)
-    lo, hi = max(top, 0), min(bottom, crop.shape[0])
-    if hi > lo:
-        out[lo - top: hi - top] = crop[lo:hi]
-    return out
-
-
 def _build_line(gray: np.ndarray, mine: np.ndarray, owner: np.ndarray, line_id: int, origin: tuple[int, int],
                 scale: float, unit: float, config: SegmenterConfig) -> SegmentedLine:
     """Outline, baseline and crop of one line, from its ink mask (analysis pixels at ``origin``)."""
@@ -1109,7 +1096,7 @@ def _build_line(gray: np.ndarray, mine: np.ndarray, owner: np.ndarray, line_id: 
         text_height = unit * inv
         top = math.floor(float(base_y.min()) - config.crop_above * text_height) - bbox.y0
         bottom = math.ceil(float(base_y.max()) + config.crop_below * text_height) - bbox.y0
-        crop = _crop_rows(crop, top, bottom)
+        crop = frame_rows(crop, top, bottom, 255)
     return SegmentedLine(bbox, polygon, baseline, _downscale(crop, config.crop_height))
 
 
