@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.out}: mean of {len(ckpts)} checkpoints")
     if args.evaluate:
         from models.training.data import DATASETS, data_root, load_split
-        from models.training.model import CRNN
+        from models.training.model import crnn_from_config
         from models.training.train import evaluate
         from sparkhtr.core.alphabet import Alphabet
 
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         val = load_split(data_root(args.data), "val", alphabet, config["height"], 2400, DATASETS, None)
         for name, state in [*zip(map(str, args.checkpoints), (c["model"] for c in ckpts), strict=True),
                             (str(args.out), averaged["model"])]:
-            model = CRNN(config["num_classes"], config["height"])
+            model = crnn_from_config(config)
             model.load_state_dict(state)
             report = evaluate(model, val, alphabet)
             print(json.dumps({"checkpoint": name, **{k: round(100 * v["cer"], 2) for k, v in report.items()}}),

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from models.training.data import DATASETS, collate, data_root, load_split
-from models.training.model import CRNN, WIDTH_STRIDE
+from models.training.model import CRNN, WIDTH_STRIDE, crnn_from_config
 from sparkhtr.core.alphabet import Alphabet
 from sparkhtr.core.ctc import greedy_decode
 from sparkhtr.registry import file_sha256
@@ -30,7 +30,7 @@ def load_checkpoint(path: Path) -> tuple[CRNN, dict]:
     """The CRNN and its config from a training checkpoint."""
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     config = ckpt["config"]
-    model = CRNN(config["num_classes"], config["height"])
+    model = crnn_from_config(config)
     model.load_state_dict(ckpt["model"])
     model.eval()
     return model, {**config, "state": ckpt.get("state", {}), "averaged_from": ckpt.get("averaged_from")}

@@ -50,8 +50,9 @@ def _lstm_gates_to_torch(weights: np.ndarray) -> np.ndarray:
 def onnx_state_dict(onnx_path: Path) -> tuple[dict[str, torch.Tensor], dict[str, object]]:
     """Torch parameters of the CRNN in ``onnx_path`` (BatchNorm folded) and its sizes.
 
-    The sizes (``channels``, ``hidden``, ``layers``, ``num_classes``) are read off the weight
-    shapes. BatchNorm entries are absent: :func:`rebuild` measures them.
+    The sizes (``channels``, ``hidden``, ``layers``, ``num_classes``, and ``refine_hidden`` when
+    the model has a refine stage) are read off the weight shapes. BatchNorm entries are absent:
+    :func:`rebuild` measures them.
 
     >>> onnx_state_dict(Path("models/sparkhtr-latin-crnn/model.onnx"))[1]["hidden"]  # doctest: +SKIP
     192
@@ -68,8 +69,10 @@ def onnx_state_dict(onnx_path: Path) -> tuple[dict[str, torch.Tensor], dict[str,
     convs = [n for n in graph.node if n.op_type == "Conv"]
     lstms = [n for n in graph.node if n.op_type == "LSTM"]
     matmuls = [n for n in graph.node if n.op_type == "MatMul" and n.input[1] in values]
-    if len(convs) != 6 or len(matmuls) != 2 or not lstms:
-        raise OnnxLayoutError(f"{onnx_path}: expected 6 Conv, 2 MatMul and LSTM nodes, found "
+    # a refine stage (model.grow_refine) adds its output layer's MatMul and its own LSTM node last
+    refined = len(matmuls) == 3
+    if len(convs) != 6 or len(matmuls) not in (2, 3) or len(lstms) < 1 + refined:
+        raise OnnxLayoutError(f"{onnx_path}: expected 6 Conv, 2 or 3 MatMul and LSTM nodes, found "
                               f"{len(convs)}, {len(matmuls)} and {len(lstms)}")
 
     def bias_after(node) -> np.ndarray:
@@ -85,26 +88,33 @@ def onnx_state_dict(onnx_path: Path) -> tuple[dict[str, torch.Tensor], dict[str,
     for slot, node in zip(conv_slots, convs, strict=True):
         state[f"cnn.{slot}.weight"] = values[node.input[1]]
         state[f"cnn.{slot}.folded_bias"] = values[node.input[2]]
-    project, head = matmuls
-    state["project.0.weight"] = values[project.input[1]].T
-    state["project.0.bias"] = bias_after(project)
-    state["head.1.weight"] = values[head.input[1]].T
-    state["head.1.bias"] = bias_after(head)
-    hidden = int(values[lstms[0].input[2]].shape[-1])
-    for layer, node in enumerate(lstms):
+    linears = {"project.0": matmuls[0], "head.1": matmuls[-1]}
+    rnn_nodes, lstm_prefixes = lstms, ["rnn"] * len(lstms)
+    if refined:
+        linears["refine_out"] = matmuls[1]
+        lstm_prefixes[-1] = "refine"
+    for prefix, node in linears.items():
+        state[f"{prefix}.weight"] = values[node.input[1]].T
+        state[f"{prefix}.bias"] = bias_after(node)
+    layers = {"rnn": 0, "refine": 0}
+    for prefix, node in zip(lstm_prefixes, rnn_nodes, strict=True):
         w, r, b = (values[name] for name in node.input[1:4])
+        units, layer = int(r.shape[-1]), layers[prefix]
         for direction, suffix in enumerate(("", "_reverse")):
-            state[f"rnn.weight_ih_l{layer}{suffix}"] = _lstm_gates_to_torch(w[direction])
-            state[f"rnn.weight_hh_l{layer}{suffix}"] = _lstm_gates_to_torch(r[direction])
-            state[f"rnn.bias_ih_l{layer}{suffix}"] = _lstm_gates_to_torch(b[direction, :4 * hidden])
-            state[f"rnn.bias_hh_l{layer}{suffix}"] = _lstm_gates_to_torch(b[direction, 4 * hidden:])
+            state[f"{prefix}.weight_ih_l{layer}{suffix}"] = _lstm_gates_to_torch(w[direction])
+            state[f"{prefix}.weight_hh_l{layer}{suffix}"] = _lstm_gates_to_torch(r[direction])
+            state[f"{prefix}.bias_ih_l{layer}{suffix}"] = _lstm_gates_to_torch(b[direction, :4 * units])
+            state[f"{prefix}.bias_hh_l{layer}{suffix}"] = _lstm_gates_to_torch(b[direction, 4 * units:])
+        layers[prefix] += 1
     channels = [state[f"cnn.{s}.weight"].shape[0] for s in conv_slots]
     sizes = {
         "channels": (channels[0], channels[1], channels[2], channels[4]),
-        "hidden": hidden,
-        "layers": len(lstms),
+        "hidden": int(values[lstms[0].input[2]].shape[-1]),
+        "layers": layers["rnn"],
         "num_classes": int(state["head.1.bias"].shape[0]),
     }
+    if refined:
+        sizes["refine_hidden"] = int(values[lstms[-1].input[2]].shape[-1])
     return {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in state.items()}, sizes
 
 
@@ -152,7 +162,7 @@ def rebuild(onnx_path: Path, height: int, calibration: Iterable[np.ndarray]) -> 
     """
     weights, sizes = onnx_state_dict(onnx_path)
     model = CRNN(sizes["num_classes"], height, channels=sizes["channels"], hidden=sizes["hidden"],
-                 layers=sizes["layers"]).eval()
+                 layers=sizes["layers"], refine_hidden=int(sizes.get("refine_hidden", 0))).eval()
     folded = {}
     state = model.state_dict()
     for name, value in weights.items():
@@ -210,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     if model.head[1].out_features != alphabet.num_classes:
         raise OnnxLayoutError(f"{model.head[1].out_features} classes in the ONNX file, "
                               f"{alphabet.num_classes} in the manifest's alphabet")
-    config = {"height": height, "characters": "".join(alphabet.characters), "num_classes": alphabet.num_classes}
+    config = {"height": height, "characters": "".join(alphabet.characters), "num_classes": alphabet.num_classes,
+              "refine_hidden": model.refine_hidden}
     state = {"step": int(manifest.extra.get("training_steps") or 0), "epoch": 0, "best_cer": math.inf,
              "lr_scale": 1.0, "bad_evals": 0, "train_seconds": 0.0,
              "rebuilt_from": f"{manifest.name} {manifest.version}"}

@@ -33,6 +33,7 @@ class CRNN(nn.Module):
         hidden: int = 192,
         layers: int = 2,
         dropout: float = 0.2,
+        refine_hidden: int = 0,
     ) -> None:
         super().__init__()
         c1, c2, c3, c4 = channels
@@ -53,10 +54,56 @@ class CRNN(nn.Module):
         self.project = nn.Sequential(nn.Linear(c4 * feat_height, 256), nn.ReLU(inplace=True), nn.Dropout(dropout))
         self.rnn = nn.LSTM(256, hidden, num_layers=layers, bidirectional=True, batch_first=True, dropout=dropout)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * hidden, num_classes))
+        self.refine_hidden = refine_hidden
+        if refine_hidden:
+            # a residual BiLSTM over the BiLSTM's output; its output layer starts at zero, so a
+            # trained model grown by it (grow_refine) computes what it computed before
+            self.refine = nn.LSTM(2 * hidden, refine_hidden, bidirectional=True, batch_first=True)
+            self.refine_out = nn.Linear(2 * refine_hidden, 2 * hidden)
+            nn.init.zeros_(self.refine_out.weight)
+            nn.init.zeros_(self.refine_out.bias)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         features = self.cnn(images)  # B, C, H', W'
         b, c, h, w = features.shape
         features = features.permute(0, 3, 1, 2).reshape(b, w, c * h)
         hidden, _ = self.rnn(self.project(features))
+        if self.refine_hidden:
+            hidden = hidden + self.refine_out(self.refine(hidden)[0])
         return self.head(hidden).log_softmax(-1)
+
+
+def crnn_from_config(config: dict, dropout: float = 0.0) -> CRNN:
+    """The CRNN a training checkpoint's ``config`` describes (height, classes, refine stage).
+
+    >>> crnn_from_config({"num_classes": 10, "height": 48, "refine_hidden": 8}).refine_hidden
+    8
+    """
+    return CRNN(config["num_classes"], config["height"], dropout=dropout,
+                refine_hidden=int(config.get("refine_hidden", 0)))
+
+
+def grow_refine(model: CRNN, refine_hidden: int) -> CRNN:
+    """A copy of ``model`` with a residual BiLSTM of ``refine_hidden`` units added after its BiLSTM.
+
+    The new stage's output layer is zero, so the grown model's output equals ``model``'s
+    until training moves it: more capacity without starting again from scratch.
+
+    >>> small = CRNN(num_classes=10, height=48, channels=(4, 4, 4, 4), hidden=8).eval()
+    >>> grown = grow_refine(small, 16).eval()
+    >>> x = torch.rand(1, 1, 48, 40)
+    >>> bool(torch.equal(small(x), grown(x)))
+    True
+    """
+    if model.refine_hidden:
+        raise ValueError("the model already has a refine stage")
+    lstm = model.rnn
+    grown = CRNN(model.head[1].out_features, model.height,
+                 channels=(model.cnn[0].out_channels, model.cnn[4].out_channels, model.cnn[8].out_channels,
+                           model.cnn[15].out_channels),
+                 hidden=lstm.hidden_size, layers=lstm.num_layers, dropout=lstm.dropout,
+                 refine_hidden=refine_hidden)
+    missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
+    if unexpected or any(not key.startswith("refine") for key in missing):
+        raise ValueError(f"layouts differ: missing {missing}, unexpected {unexpected}")
+    return grown

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from models.training.data import DATASETS, augment, collate, data_root, load_split, width_batches
-from models.training.model import CRNN, WIDTH_STRIDE
+from models.training.model import CRNN, WIDTH_STRIDE, crnn_from_config, grow_refine
 from sparkhtr.core.alphabet import DEFAULT_CHARACTERS, Alphabet
 from sparkhtr.core.ctc import greedy_decode
 from sparkhtr.core.metrics import cer, wer
@@ -126,6 +126,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--dropout", type=float, default=None,
                    help="dropout of the projection, between the LSTM layers and before the head (default: the "
                         "checkpoint's, else 0.2); lower it to fit the training lines more closely")
+    p.add_argument("--grow-refine", type=int, default=0, metavar="UNITS",
+                   help="add a residual BiLSTM of this many units to a checkpoint that has none (its output "
+                        "starts at zero, so training goes on from the same function with more capacity)")
     args = p.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -142,22 +145,29 @@ def main(argv: list[str] | None = None) -> None:
     ckpt = torch.load(last, map_location="cpu", weights_only=False) if last.exists() else None
     dropout = args.dropout if args.dropout is not None else (ckpt or {}).get("config", {}).get("dropout", 0.2)
     config = {"height": args.height, "characters": "".join(alphabet.characters), "num_classes": alphabet.num_classes,
-              "dropout": dropout}
-    model = CRNN(alphabet.num_classes, args.height, dropout=dropout)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+              "dropout": dropout, "refine_hidden": int((ckpt or {}).get("config", {}).get("refine_hidden", 0))}
+    model = crnn_from_config(config, dropout)
     ctc = torch.nn.CTCLoss(blank=0, zero_infinity=True)
     state = {"step": 0, "epoch": 0, "best_cer": math.inf, "lr_scale": 1.0, "bad_evals": 0, "train_seconds": 0.0}
+    fresh_optimizer = True
     if ckpt is not None:
         if ckpt["config"]["characters"] != config["characters"]:
             raise SystemExit(f"{last}: its alphabet is not the one this run trains")
         model.load_state_dict(ckpt["model"])
         state.update(ckpt["state"])
-        if "optimizer" in ckpt:
-            optimizer.load_state_dict(ckpt["optimizer"])
-        else:
-            # rebuilt from an exported model (models.training.from_onnx): fresh Adam moments
-            # want a warm-up before the full rate
+        fresh_optimizer = "optimizer" not in ckpt
+    if args.grow_refine and not config["refine_hidden"]:
+        model, config["refine_hidden"] = grow_refine(model, args.grow_refine), args.grow_refine
+        fresh_optimizer = True  # the parameter list changed: the saved moments no longer fit
+        print(f"grew a residual BiLSTM of {args.grow_refine} units", flush=True)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    if ckpt is not None:
+        if fresh_optimizer:
+            # rebuilt from an exported model (models.training.from_onnx) or grown: fresh Adam
+            # moments want a warm-up before the full rate
             state["warmup_start"] = state["step"]
+        else:
+            optimizer.load_state_dict(ckpt["optimizer"])
         print(f"resumed at step {state['step']} (best CER {state['best_cer']:.4f}, dropout {dropout})", flush=True)
 
     def save(path: Path) -> None:

@@ -1,0 +1,98 @@
+"""Growing a trained CRNN by a residual BiLSTM: same function at first, then trainable, exportable."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from models.training.model import CRNN, crnn_from_config, grow_refine  # noqa: E402
+
+SIZES = {"channels": (8, 16, 24, 32), "hidden": 16, "layers": 2}
+
+
+def _trained_like(model: CRNN, seed: int) -> CRNN:
+    # random non-zero weights everywhere, as a trained model has them
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.2)
+    return model.eval()
+
+
+def test_a_grown_model_computes_what_it_computed_before():
+    small = _trained_like(CRNN(num_classes=9, height=32, **SIZES), seed=0)
+    grown = grow_refine(small, 24).eval()
+    x = torch.rand(3, 1, 32, 77)
+    with torch.no_grad():
+        assert torch.equal(small(x), grown(x))
+    assert grown.refine.hidden_size == 24 and grown.refine_out.out_features == 2 * SIZES["hidden"]
+    for name, value in small.state_dict().items():
+        assert torch.equal(grown.state_dict()[name], value)
+
+
+def test_one_training_step_moves_the_refine_stage():
+    grown = grow_refine(_trained_like(CRNN(num_classes=9, height=32, dropout=0.0, **SIZES), seed=1), 8).train()
+    optimizer = torch.optim.SGD(grown.parameters(), lr=0.1)
+    grown(torch.rand(2, 1, 32, 40)).sum().backward()
+    assert grown.refine_out.weight.grad.abs().sum() > 0  # the zero layer learns at once
+    optimizer.step()
+    assert grown.refine_out.weight.abs().sum() > 0
+
+
+def test_a_model_is_grown_once():
+    with pytest.raises(ValueError, match="already has a refine stage"):
+        grow_refine(CRNN(num_classes=9, height=32, refine_hidden=8, **SIZES), 8)
+
+
+def test_the_config_says_whether_a_checkpoint_has_a_refine_stage():
+    assert crnn_from_config({"num_classes": 9, "height": 32}).refine_hidden == 0
+    assert crnn_from_config({"num_classes": 9, "height": 32, "refine_hidden": 12}).refine.hidden_size == 12
+
+
+def test_a_grown_model_round_trips_through_onnx(tmp_path):
+    pytest.importorskip("onnx")
+    from models.training.data import LineSample, collate
+    from models.training.export import export_onnx, parity
+    from models.training.from_onnx import onnx_state_dict, rebuild
+    from models.training.model import WIDTH_STRIDE
+
+    grown = grow_refine(_trained_like(CRNN(num_classes=9, height=32, **SIZES), seed=2), 12)
+    with torch.no_grad():
+        grown.refine_out.weight.normal_(0, 0.2)  # as after training: the stage counts
+    grown.eval()
+    path = tmp_path / "model.onnx"
+    export_onnx(grown, 32, path)
+    weights, sizes = onnx_state_dict(path)
+    assert sizes == {**SIZES, "num_classes": 9, "refine_hidden": 12}
+    assert weights["refine.weight_hh_l0_reverse"].shape == (48, 12)
+    rng = np.random.default_rng(3)
+    lines = [(rng.random((32, w)) * 255).astype(np.uint8) for w in (40, 97, 200)]
+    rebuilt = rebuild(path, 32, [collate(lines, WIDTH_STRIDE)[0]]).eval()
+    report = parity(rebuilt, path, [LineSample(img, "x", "toy", str(i)) for i, img in enumerate(lines)], batch=2)
+    assert report["max_abs_logit_diff"] < 1e-4 and report["identical_decodes"] == 1.0
+
+
+def test_training_grows_a_checkpoint_and_resumes_it(tmp_path, shared_data, capsys):
+    from models.training import train
+    from sparkhtr.core.alphabet import DEFAULT_CHARACTERS, Alphabet
+
+    alphabet = Alphabet(DEFAULT_CHARACTERS)
+    out = tmp_path / "run"
+    out.mkdir()
+    config = {"height": 48, "characters": DEFAULT_CHARACTERS, "num_classes": alphabet.num_classes, "dropout": 0.0}
+    torch.save({"model": CRNN(alphabet.num_classes, 48, dropout=0.0).state_dict(), "config": config,
+                "state": {"step": 5, "epoch": 0, "best_cer": 1.0, "lr_scale": 1.0, "bad_evals": 0,
+                          "train_seconds": 0.0}}, out / "last.pt")
+    common = ["--out", str(out), "--data", str(shared_data), "--datasets", "mss19", "--limit", "2",
+              "--max-width", "300", "--eval-every", "1000"]
+    train.main([*common, "--max-steps", "7", "--grow-refine", "16"])
+    assert "grew a residual BiLSTM of 16 units" in capsys.readouterr().out
+    ckpt = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
+    assert ckpt["config"]["refine_hidden"] == 16 and ckpt["state"]["warmup_start"] == 5
+    assert ckpt["model"]["refine_out.weight"].abs().sum() > 0
+    train.main([*common, "--max-steps", "8", "--grow-refine", "16"])  # resumes; grows nothing twice
+    printed = capsys.readouterr().out
+    assert "grew" not in printed and "resumed at step 7" in printed
+    assert torch.load(out / "last.pt", map_location="cpu", weights_only=False)["state"]["step"] == 8
