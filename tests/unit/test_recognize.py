@@ -86,3 +86,14 @@ def test_manifest_missing_keys(tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps({"name": "x"}))
     with pytest.raises(ModelError, match="lacks"):
         read_manifest(tmp_path)
+
+
+def test_bundled_models_stay_within_the_size_limit_and_match_their_manifests():
+    # the project ships its models in git: every ONNX file at most 20 MB, sha256 as recorded
+    from sparkhtr.registry import list_models
+
+    manifests = list_models()
+    assert manifests
+    for manifest in manifests:
+        assert manifest.model_path.stat().st_size <= 20 * 1024 * 1024, manifest.name
+        verify_model(manifest)
