@@ -2,7 +2,9 @@
 
 Input ``float32[batch, 1, height, width]`` (ink 1, paper 0); output log-probabilities
 ``float32[batch, width // 4, classes]`` (time-major per sample after the transpose in
-``forward``). Sized for CPU inference: about 0.65 GMAC for a 450-pixel line.
+``forward``). Sized for CPU inference: about 0.65 GMAC for a 450-pixel line. An optional
+refine stage (a residual BiLSTM, :func:`grow_refine`) adds capacity to a trained model
+without changing what it computes until training moves it (bundled model 0.14.0 has one).
 """
 
 from __future__ import annotations
