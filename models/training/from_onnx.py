@@ -89,7 +89,7 @@ def onnx_state_dict(onnx_path: Path) -> tuple[dict[str, torch.Tensor], dict[str,
         state[f"cnn.{slot}.weight"] = values[node.input[1]]
         state[f"cnn.{slot}.folded_bias"] = values[node.input[2]]
     linears = {"project.0": matmuls[0], "head.1": matmuls[-1]}
-    rnn_nodes, lstm_prefixes = lstms, ["rnn"] * len(lstms)
+    lstm_prefixes = ["rnn"] * len(lstms)
     if refined:
         linears["refine_out"] = matmuls[1]
         lstm_prefixes[-1] = "refine"
@@ -97,7 +97,7 @@ def onnx_state_dict(onnx_path: Path) -> tuple[dict[str, torch.Tensor], dict[str,
         state[f"{prefix}.weight"] = values[node.input[1]].T
         state[f"{prefix}.bias"] = bias_after(node)
     layers = {"rnn": 0, "refine": 0}
-    for prefix, node in zip(lstm_prefixes, rnn_nodes, strict=True):
+    for prefix, node in zip(lstm_prefixes, lstms, strict=True):
         w, r, b = (values[name] for name in node.input[1:4])
         units, layer = int(r.shape[-1]), layers[prefix]
         for direction, suffix in enumerate(("", "_reverse")):

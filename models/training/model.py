@@ -9,6 +9,8 @@ without changing what it computes until training moves it (bundled model 0.14.0 
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -56,14 +58,24 @@ class CRNN(nn.Module):
         self.project = nn.Sequential(nn.Linear(c4 * feat_height, 256), nn.ReLU(inplace=True), nn.Dropout(dropout))
         self.rnn = nn.LSTM(256, hidden, num_layers=layers, bidirectional=True, batch_first=True, dropout=dropout)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * hidden, num_classes))
-        self.refine_hidden = refine_hidden
+        self.refine_hidden = 0
         if refine_hidden:
-            # a residual BiLSTM over the BiLSTM's output; its output layer starts at zero, so a
-            # trained model grown by it (grow_refine) computes what it computed before
-            self.refine = nn.LSTM(2 * hidden, refine_hidden, bidirectional=True, batch_first=True)
-            self.refine_out = nn.Linear(2 * refine_hidden, 2 * hidden)
-            nn.init.zeros_(self.refine_out.weight)
-            nn.init.zeros_(self.refine_out.bias)
+            self.add_refine(refine_hidden)
+
+    def add_refine(self, refine_hidden: int) -> None:
+        """Add a residual BiLSTM of ``refine_hidden`` units over the BiLSTM's output.
+
+        Its output layer starts at zero, so a trained model grown by it (:func:`grow_refine`)
+        computes what it computed before.
+        """
+        if self.refine_hidden:
+            raise ValueError("the model already has a refine stage")
+        width = 2 * self.rnn.hidden_size
+        self.refine = nn.LSTM(width, refine_hidden, bidirectional=True, batch_first=True)
+        self.refine_out = nn.Linear(2 * refine_hidden, width)
+        nn.init.zeros_(self.refine_out.weight)
+        nn.init.zeros_(self.refine_out.bias)
+        self.refine_hidden = refine_hidden
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         features = self.cnn(images)  # B, C, H', W'
@@ -97,15 +109,6 @@ def grow_refine(model: CRNN, refine_hidden: int) -> CRNN:
     >>> bool(torch.equal(small(x), grown(x)))
     True
     """
-    if model.refine_hidden:
-        raise ValueError("the model already has a refine stage")
-    lstm = model.rnn
-    grown = CRNN(model.head[1].out_features, model.height,
-                 channels=(model.cnn[0].out_channels, model.cnn[4].out_channels, model.cnn[8].out_channels,
-                           model.cnn[15].out_channels),
-                 hidden=lstm.hidden_size, layers=lstm.num_layers, dropout=lstm.dropout,
-                 refine_hidden=refine_hidden)
-    missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
-    if unexpected or any(not key.startswith("refine") for key in missing):
-        raise ValueError(f"layouts differ: missing {missing}, unexpected {unexpected}")
+    grown = copy.deepcopy(model)
+    grown.add_refine(refine_hidden)
     return grown

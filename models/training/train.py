@@ -143,9 +143,10 @@ def main(argv: list[str] | None = None) -> None:
 
     last = args.out / "last.pt"
     ckpt = torch.load(last, map_location="cpu", weights_only=False) if last.exists() else None
-    dropout = args.dropout if args.dropout is not None else (ckpt or {}).get("config", {}).get("dropout", 0.2)
+    saved = (ckpt or {}).get("config", {})
+    dropout = args.dropout if args.dropout is not None else saved.get("dropout", 0.2)
     config = {"height": args.height, "characters": "".join(alphabet.characters), "num_classes": alphabet.num_classes,
-              "dropout": dropout, "refine_hidden": int((ckpt or {}).get("config", {}).get("refine_hidden", 0))}
+              "dropout": dropout, "refine_hidden": int(saved.get("refine_hidden", 0))}
     model = crnn_from_config(config, dropout)
     ctc = torch.nn.CTCLoss(blank=0, zero_infinity=True)
     state = {"step": 0, "epoch": 0, "best_cer": math.inf, "lr_scale": 1.0, "bad_evals": 0, "train_seconds": 0.0}
