@@ -47,11 +47,31 @@ def _lstm_gates_to_torch(weights: np.ndarray) -> np.ndarray:
     return np.concatenate([i, f, c, o], axis=0)
 
 
+def conv_norm_pairs(model: CRNN) -> list[tuple[str, str]]:
+    """The CNN's convolutions in order, each with the BatchNorm that follows it (module names).
+
+    >>> conv_norm_pairs(CRNN(2))[:2]
+    [('cnn.0', 'cnn.1'), ('cnn.4', 'cnn.5')]
+    >>> conv_norm_pairs(CRNN(2, cnn_residual=1))[-1]
+    ('cnn.22.body.3', 'cnn.22.body.4')
+    """
+    pairs: list[tuple[str, str]] = []
+    conv = None
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Conv2d):
+            conv = name
+        elif isinstance(module, nn.BatchNorm2d) and conv is not None:
+            pairs.append((conv, name))
+            conv = None
+    return pairs
+
+
 def onnx_state_dict(onnx_path: Path) -> tuple[dict[str, torch.Tensor], dict[str, object]]:
     """Torch parameters of the CRNN in ``onnx_path`` (BatchNorm folded) and its sizes.
 
-    The sizes (``channels``, ``hidden``, ``layers``, ``num_classes``, and ``refine_hidden`` when
-    the model has a refine stage) are read off the weight shapes. BatchNorm entries are absent:
+    The sizes (``channels``, ``hidden``, ``layers``, ``num_classes``, ``refine_hidden`` when the
+    model has a refine stage and ``cnn_residual`` when it has residual blocks at the CNN's top)
+    are read off the weight shapes and the node counts. BatchNorm entries are absent:
     :func:`rebuild` measures them.
 
     >>> onnx_state_dict(Path("models/sparkhtr-latin-crnn/model.onnx"))[1]["hidden"]  # doctest: +SKIP
@@ -69,11 +89,13 @@ def onnx_state_dict(onnx_path: Path) -> tuple[dict[str, torch.Tensor], dict[str,
     convs = [n for n in graph.node if n.op_type == "Conv"]
     lstms = [n for n in graph.node if n.op_type == "LSTM"]
     matmuls = [n for n in graph.node if n.op_type == "MatMul" and n.input[1] in values]
-    # a refine stage (model.grow_refine) adds its output layer's MatMul and its own LSTM node last
+    # a refine stage (model.grow_refine) adds its output layer's MatMul and its own LSTM node
+    # last; each residual block at the CNN's top (model.grow_cnn) two Conv nodes after the six
     refined = len(matmuls) == 3
-    if len(convs) != 6 or len(matmuls) not in (2, 3) or len(lstms) < 1 + refined:
-        raise OnnxLayoutError(f"{onnx_path}: expected 6 Conv, 2 or 3 MatMul and LSTM nodes, found "
-                              f"{len(convs)}, {len(matmuls)} and {len(lstms)}")
+    blocks = (len(convs) - 6) // 2
+    if len(convs) < 6 or len(convs) % 2 or len(matmuls) not in (2, 3) or len(lstms) < 1 + refined:
+        raise OnnxLayoutError(f"{onnx_path}: expected 6 (+ 2 per residual block) Conv, 2 or 3 MatMul and "
+                              f"LSTM nodes, found {len(convs)}, {len(matmuls)} and {len(lstms)}")
 
     def bias_after(node) -> np.ndarray:
         # the Add that consumes the MatMul's output carries the Linear's bias
@@ -84,10 +106,10 @@ def onnx_state_dict(onnx_path: Path) -> tuple[dict[str, torch.Tensor], dict[str,
         raise OnnxLayoutError(f"{onnx_path}: no bias after {node.name}")
 
     state: dict[str, np.ndarray] = {}
-    conv_slots = [i for i, m in enumerate(CRNN(2).cnn) if isinstance(m, nn.Conv2d)]
-    for slot, node in zip(conv_slots, convs, strict=True):
-        state[f"cnn.{slot}.weight"] = values[node.input[1]]
-        state[f"cnn.{slot}.folded_bias"] = values[node.input[2]]
+    conv_names = [conv for conv, _ in conv_norm_pairs(CRNN(2, cnn_residual=blocks))]
+    for name, node in zip(conv_names, convs, strict=True):
+        state[f"{name}.weight"] = values[node.input[1]]
+        state[f"{name}.folded_bias"] = values[node.input[2]]
     linears = {"project.0": matmuls[0], "head.1": matmuls[-1]}
     lstm_prefixes = ["rnn"] * len(lstms)
     if refined:
@@ -106,7 +128,7 @@ def onnx_state_dict(onnx_path: Path) -> tuple[dict[str, torch.Tensor], dict[str,
             state[f"{prefix}.bias_ih_l{layer}{suffix}"] = _lstm_gates_to_torch(b[direction, :4 * units])
             state[f"{prefix}.bias_hh_l{layer}{suffix}"] = _lstm_gates_to_torch(b[direction, 4 * units:])
         layers[prefix] += 1
-    channels = [state[f"cnn.{s}.weight"].shape[0] for s in conv_slots]
+    channels = [state[f"{name}.weight"].shape[0] for name in conv_names]
     sizes = {
         "channels": (channels[0], channels[1], channels[2], channels[4]),
         "hidden": int(values[lstms[0].input[2]].shape[-1]),
@@ -115,26 +137,28 @@ def onnx_state_dict(onnx_path: Path) -> tuple[dict[str, torch.Tensor], dict[str,
     }
     if refined:
         sizes["refine_hidden"] = int(values[lstms[-1].input[2]].shape[-1])
+    if blocks:
+        sizes["cnn_residual"] = blocks
     return {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in state.items()}, sizes
 
 
-def _conv_output_statistics(model: CRNN, batches: Iterable[np.ndarray]) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+def _conv_output_statistics(model: CRNN, batches: Iterable[np.ndarray]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Per-channel mean and variance of each convolution's output (before BatchNorm).
 
     ``model`` is in eval mode with BatchNorm reproducing the folded bias, so every layer sees
     the input it saw in the exported model and one pass measures all layers.
     """
-    sums: dict[int, list] = {}
+    sums: dict[str, list] = {}
     hooks = []
-    for slot, module in enumerate(model.cnn):
-        if isinstance(module, nn.Conv2d):
-            def hook(_m, _inp, out, slot=slot):
-                flat = out.detach().double().transpose(0, 1).reshape(out.shape[1], -1)
-                acc = sums.setdefault(slot, [0, 0.0, 0.0])
-                acc[0] += flat.shape[1]
-                acc[1] = acc[1] + flat.sum(1)
-                acc[2] = acc[2] + (flat * flat).sum(1)
-            hooks.append(module.register_forward_hook(hook))
+    modules = dict(model.named_modules())
+    for name, _ in conv_norm_pairs(model):
+        def hook(_m, _inp, out, name=name):
+            flat = out.detach().double().transpose(0, 1).reshape(out.shape[1], -1)
+            acc = sums.setdefault(name, [0, 0.0, 0.0])
+            acc[0] += flat.shape[1]
+            acc[1] = acc[1] + flat.sum(1)
+            acc[2] = acc[2] + (flat * flat).sum(1)
+        hooks.append(modules[name].register_forward_hook(hook))
     try:
         with torch.no_grad():
             for batch in batches:
@@ -145,9 +169,9 @@ def _conv_output_statistics(model: CRNN, batches: Iterable[np.ndarray]) -> dict[
     if not sums:
         raise ValueError("no calibration batches")
     stats = {}
-    for slot, (n, s1, s2) in sums.items():
+    for name, (n, s1, s2) in sums.items():
         mean = s1 / n
-        stats[slot] = (mean.float(), (s2 / n - mean * mean).clamp_min(0).float())
+        stats[name] = (mean.float(), (s2 / n - mean * mean).clamp_min(0).float())
     return stats
 
 
@@ -162,27 +186,30 @@ def rebuild(onnx_path: Path, height: int, calibration: Iterable[np.ndarray]) -> 
     """
     weights, sizes = onnx_state_dict(onnx_path)
     model = CRNN(sizes["num_classes"], height, channels=sizes["channels"], hidden=sizes["hidden"],
-                 layers=sizes["layers"], refine_hidden=int(sizes.get("refine_hidden", 0))).eval()
+                 layers=sizes["layers"], refine_hidden=int(sizes.get("refine_hidden", 0)),
+                 cnn_residual=int(sizes.get("cnn_residual", 0))).eval()
+    norm_of = dict(conv_norm_pairs(model))
+    modules = dict(model.named_modules())
     folded = {}
     state = model.state_dict()
     for name, value in weights.items():
         if name.endswith(".folded_bias"):
-            folded[int(name.split(".")[1])] = value
+            folded[name.removesuffix(".folded_bias")] = value
         elif name not in state or state[name].shape != value.shape:
             raise OnnxLayoutError(f"{name}: {tuple(value.shape)} does not fit the CRNN")
         else:
             state[name] = value
-    for slot, bias in folded.items():
-        bn = f"cnn.{slot + 1}"
-        eps = model.cnn[slot + 1].eps
+    for conv, bias in folded.items():
+        bn = norm_of[conv]
+        eps = modules[bn].eps
         # identity normalisation plus the folded bias: the exported function, exactly
         state[f"{bn}.running_mean"] = torch.zeros_like(bias)
         state[f"{bn}.running_var"] = torch.full_like(bias, 1 - eps)
         state[f"{bn}.weight"] = torch.ones_like(bias)
         state[f"{bn}.bias"] = bias
     model.load_state_dict(state)
-    for slot, (mean, var) in _conv_output_statistics(model, calibration).items():
-        bn = model.cnn[slot + 1]
+    for conv, (mean, var) in _conv_output_statistics(model, calibration).items():
+        bn = modules[norm_of[conv]]
         std = (var + bn.eps).sqrt()
         with torch.no_grad():
             bn.running_mean.copy_(mean)
@@ -221,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         raise OnnxLayoutError(f"{model.head[1].out_features} classes in the ONNX file, "
                               f"{alphabet.num_classes} in the manifest's alphabet")
     config = {"height": height, "characters": "".join(alphabet.characters), "num_classes": alphabet.num_classes,
-              "refine_hidden": model.refine_hidden}
+              "refine_hidden": model.refine_hidden, "cnn_residual": model.cnn_residual}
     state = {"step": int(manifest.extra.get("training_steps") or 0), "epoch": 0, "best_cer": math.inf,
              "lr_scale": 1.0, "bad_evals": 0, "train_seconds": 0.0,
              "rebuilt_from": f"{manifest.name} {manifest.version}"}

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from models.training.data import DATASETS, augment, collate, data_root, load_split, width_batches
-from models.training.model import CRNN, WIDTH_STRIDE, crnn_from_config, grow_refine
+from models.training.model import CRNN, WIDTH_STRIDE, crnn_from_config, grow_cnn, grow_refine
 from sparkhtr.core.alphabet import DEFAULT_CHARACTERS, Alphabet
 from sparkhtr.core.ctc import greedy_decode
 from sparkhtr.core.metrics import cer, wer
@@ -129,6 +129,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--grow-refine", type=int, default=0, metavar="UNITS",
                    help="add a residual BiLSTM of this many units to a checkpoint that has none (its output "
                         "starts at zero, so training goes on from the same function with more capacity)")
+    p.add_argument("--grow-cnn", type=int, default=0, metavar="BLOCKS",
+                   help="add this many residual convolution blocks at the top of the CNN of a checkpoint that "
+                        "has none (each starts as the identity, as --grow-refine's stage does)")
     args = p.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -146,7 +149,8 @@ def main(argv: list[str] | None = None) -> None:
     saved = (ckpt or {}).get("config", {})
     dropout = args.dropout if args.dropout is not None else saved.get("dropout", 0.2)
     config = {"height": args.height, "characters": "".join(alphabet.characters), "num_classes": alphabet.num_classes,
-              "dropout": dropout, "refine_hidden": int(saved.get("refine_hidden", 0))}
+              "dropout": dropout, "refine_hidden": int(saved.get("refine_hidden", 0)),
+              "cnn_residual": int(saved.get("cnn_residual", 0))}
     model = crnn_from_config(config, dropout)
     ctc = torch.nn.CTCLoss(blank=0, zero_infinity=True)
     state = {"step": 0, "epoch": 0, "best_cer": math.inf, "lr_scale": 1.0, "bad_evals": 0, "train_seconds": 0.0}
@@ -157,10 +161,16 @@ def main(argv: list[str] | None = None) -> None:
         model.load_state_dict(ckpt["model"])
         state.update(ckpt["state"])
         fresh_optimizer = "optimizer" not in ckpt
+    grown = False
     if args.grow_refine and not config["refine_hidden"]:
         model, config["refine_hidden"] = grow_refine(model, args.grow_refine), args.grow_refine
-        fresh_optimizer = True  # the parameter list changed: the saved moments no longer fit
+        grown = True
         print(f"grew a residual BiLSTM of {args.grow_refine} units", flush=True)
+    if args.grow_cnn and not config["cnn_residual"]:
+        model, config["cnn_residual"] = grow_cnn(model, args.grow_cnn), args.grow_cnn
+        grown = True
+        print(f"grew {args.grow_cnn} residual convolution block(s) at the CNN's top", flush=True)
+    fresh_optimizer |= grown  # the parameter list changed: the saved moments no longer fit
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     if ckpt is not None:
         if fresh_optimizer:
@@ -176,6 +186,11 @@ def main(argv: list[str] | None = None) -> None:
         torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": state,
                     "config": config}, tmp)
         tmp.replace(path)
+
+    if grown:
+        # the grown model before any step: the same function as the checkpoint it grew from, in
+        # the new parameter space, so models.training.average can mean it with this run's end
+        save(args.out / f"grown-{state['step']}.pt")
 
     if args.decay_steps and (state.get("decay_start") is None or args.restart_decay):
         # a new decay starts from the full rate, whatever plateaus halved it before

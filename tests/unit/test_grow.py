@@ -1,4 +1,5 @@
-"""Growing a trained CRNN by a residual BiLSTM: same function at first, then trainable, exportable."""
+"""Growing a trained CRNN (a residual BiLSTM, residual conv blocks): same function at first, then
+trainable, exportable, rebuilt from ONNX."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from models.training.model import CRNN, crnn_from_config, grow_refine  # noqa: E402
+from models.training.model import CRNN, crnn_from_config, grow_cnn, grow_refine  # noqa: E402
 
 SIZES = {"channels": (8, 16, 24, 32), "hidden": 16, "layers": 2}
 
@@ -96,3 +97,66 @@ def test_training_grows_a_checkpoint_and_resumes_it(tmp_path, shared_data, capsy
     printed = capsys.readouterr().out
     assert "grew" not in printed and "resumed at step 7" in printed
     assert torch.load(out / "last.pt", map_location="cpu", weights_only=False)["state"]["step"] == 8
+    assert (out / "grown-5.pt").is_file() and not (out / "grown-7.pt").exists()
+
+    # then the CNN: the grown starting point is kept for averaging and computes what step 8 did
+    before = crnn_from_config(torch.load(out / "last.pt", map_location="cpu", weights_only=False)["config"])
+    before.load_state_dict(torch.load(out / "last.pt", map_location="cpu", weights_only=False)["model"])
+    train.main([*common, "--max-steps", "9", "--grow-cnn", "1"])
+    assert "grew 1 residual convolution block(s)" in capsys.readouterr().out
+    start = torch.load(out / "grown-8.pt", map_location="cpu", weights_only=False)
+    assert start["config"]["cnn_residual"] == 1 and start["config"]["refine_hidden"] == 16
+    grown = crnn_from_config(start["config"])
+    grown.load_state_dict(start["model"])
+    x = torch.rand(2, 1, 48, 60)
+    with torch.no_grad():
+        assert torch.allclose(before.eval()(x), grown.eval()(x), atol=1e-6)
+    ckpt = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
+    assert ckpt["state"]["step"] == 9 and ckpt["model"]["cnn.22.body.4.weight"].abs().sum() > 0
+
+
+def test_a_cnn_grown_model_computes_what_it_computed_before():
+    small = _trained_like(CRNN(num_classes=9, height=32, refine_hidden=8, **SIZES), seed=4)
+    grown = grow_cnn(small, 2).eval()
+    x = torch.rand(3, 1, 32, 61)
+    with torch.no_grad():
+        assert torch.equal(small(x), grown(x))
+    assert grown.cnn_residual == 2 and len(grown.cnn) == len(small.cnn) + 2
+    for name, value in small.state_dict().items():
+        assert torch.equal(grown.state_dict()[name], value)
+    assert crnn_from_config({"num_classes": 9, "height": 32, "cnn_residual": 2}).cnn_residual == 2
+
+
+def test_one_training_step_moves_the_residual_block():
+    grown = grow_cnn(_trained_like(CRNN(num_classes=9, height=32, dropout=0.0, **SIZES), seed=5)).train()
+    optimizer = torch.optim.SGD(grown.parameters(), lr=0.1)
+    grown(torch.rand(2, 1, 32, 40)).sum().backward()
+    last_norm = grown.cnn[-1].body[-1]
+    assert last_norm.weight.grad.abs().sum() > 0  # the zero scale learns at once
+    optimizer.step()
+    assert last_norm.weight.abs().sum() > 0
+
+
+def test_a_cnn_grown_model_round_trips_through_onnx(tmp_path):
+    pytest.importorskip("onnx")
+    from models.training.data import LineSample, collate
+    from models.training.export import export_onnx, parity
+    from models.training.from_onnx import onnx_state_dict, rebuild
+    from models.training.model import WIDTH_STRIDE
+
+    grown = grow_cnn(grow_refine(_trained_like(CRNN(num_classes=9, height=32, **SIZES), seed=6), 12))
+    with torch.no_grad():
+        grown.refine_out.weight.normal_(0, 0.2)
+        grown.cnn[-1].body[-1].weight.normal_(0, 0.5)  # as after training: the block counts
+    grown.eval()
+    path = tmp_path / "model.onnx"
+    export_onnx(grown, 32, path)
+    weights, sizes = onnx_state_dict(path)
+    assert sizes == {**SIZES, "num_classes": 9, "refine_hidden": 12, "cnn_residual": 1}
+    assert weights["cnn.22.body.3.weight"].shape == (32, 32, 3, 3)
+    rng = np.random.default_rng(7)
+    lines = [(rng.random((32, w)) * 255).astype(np.uint8) for w in (40, 97, 200)]
+    rebuilt = rebuild(path, 32, [collate(lines, WIDTH_STRIDE)[0]]).eval()
+    assert rebuilt.cnn_residual == 1
+    report = parity(rebuilt, path, [LineSample(img, "x", "toy", str(i)) for i, img in enumerate(lines)], batch=2)
+    assert report["max_abs_logit_diff"] < 1e-4 and report["identical_decodes"] == 1.0
