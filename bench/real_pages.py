@@ -6,6 +6,10 @@
    CER of the text of the found lines inside the annotated region (see
    ``bench/segmentation_eval.py``): the poilus ground truth transcribes only the will's body,
    so the notes and stamps elsewhere on those pages count as insertions in the headline.
+   And the CER of the page's lines in any order (``order_free_edit_counts``: lines paired
+   one to one by text): the ground truth's line order is not always the reading order
+   (hooker JDH_2_16_88_004 lists "take last directions…" before "to go & see him … to"),
+   and a line read in another order costs its whole length twice in the headline.
 2. The time split across stages, measured in one process on the same pages with the
    same core functions (decode, preprocess, segment, recognise).
 
@@ -29,7 +33,7 @@ from segmentation_eval import annotated_region, inside, polygon_box
 
 from sparkhtr.core.alphabet import Alphabet
 from sparkhtr.core.decode import iter_pages
-from sparkhtr.core.metrics import cer
+from sparkhtr.core.metrics import cer, order_free_edit_counts
 from sparkhtr.core.preprocess import preprocess_page
 from sparkhtr.core.recognize import DECODERS, DEFAULT_DECODER, LineRecognizer
 from sparkhtr.core.segment import segment_lines
@@ -102,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     refs, hyps = [], []
     by_dataset: dict[str, tuple[list[str], list[str]]] = {}
     in_region: dict[str, tuple[list[str], list[str]]] = {}
+    any_order: dict[str, list[int]] = {}  # dataset -> [edits, characters]
     found_lines: dict[str, list] = {}
     for line in run["lines"]:
         found_lines.setdefault(line.path, []).append(line)
@@ -117,6 +122,12 @@ def main(argv: list[str] | None = None) -> int:
         hyps.append(hyp)
         by_dataset.setdefault(dataset, ([], []))[0].append(ref)
         by_dataset[dataset][1].append(hyp)
+        edits, chars = order_free_edit_counts([alphabet.normalize(t) for t in gt],
+                                              [ln.text or "" for ln in found_lines.get(row.path, [])])
+        counts = any_order.setdefault(dataset, [0, 0])
+        counts[0] += edits
+        counts[1] += chars
+        per_page[-1]["cer_any_order"] = edits / max(chars, 1)
         if gt_boxes:
             region = annotated_region(gt_boxes)
             kept = [ln.text or "" for ln in found_lines.get(row.path, [])
@@ -137,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         "in_region_text_cer": cer([r for rs, _ in in_region.values() for r in rs],
                                   [h for _, hs in in_region.values() for h in hs]),
         "in_region_text_cer_by_dataset": {k: cer(r, h) for k, (r, h) in sorted(in_region.items())},
+        "any_order_text_cer": sum(e for e, _ in any_order.values()) / max(sum(c for _, c in any_order.values()), 1),
+        "any_order_text_cer_by_dataset": {k: e / max(c, 1) for k, (e, c) in sorted(any_order.items())},
         "spark_seconds": summary.seconds, "pages_per_minute": summary.pages_per_minute,
         "lines_per_second": summary.lines_per_second, "lines": summary.lines,
         "stage_seconds_one_core": split, "stage_fraction": {k: v / total for k, v in split.items()},
@@ -149,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
           + ", ".join(f"{k} {100 * v:.1f} %" for k, v in report["page_text_cer_by_dataset"].items()))
     print(f"text of the found lines inside the annotated region: CER {100 * report['in_region_text_cer']:.2f} %; "
           + ", ".join(f"{k} {100 * v:.1f} %" for k, v in report["in_region_text_cer_by_dataset"].items()))
+    print(f"page lines in any order (paired by text): CER {100 * report['any_order_text_cer']:.2f} %; "
+          + ", ".join(f"{k} {100 * v:.1f} %" for k, v in report["any_order_text_cer_by_dataset"].items()))
     print(f"end to end (local Spark, {os.cpu_count()} cores): {summary.pages_per_minute:.1f} pages/min, "
           f"{summary.lines_per_second:.1f} lines/s, {summary.seconds:.1f} s")
     print("| stage | seconds (1 core) | share |\n|---|---|---|")

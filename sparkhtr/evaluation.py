@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from sparkhtr.core.alphabet import Alphabet
-from sparkhtr.core.metrics import cer, edit_counts, wer
+from sparkhtr.core.metrics import cer, edit_counts, order_free_edit_counts, wer
 from sparkhtr.core.recognize import LineRecognizer
 from sparkhtr.core.types import BBox
 from sparkhtr.io.layout import LayoutPage, base_name, clean_text
@@ -200,7 +200,9 @@ def match_boxes(truth: Sequence[BBox | None], found: Sequence[BBox | None], thre
 
 @dataclass
 class PageScore:
-    """Edit counts of one recognised page against its ground truth (and of its lines matched by box)."""
+    """Edit counts of one recognised page against its ground truth: its text in reading order, its
+    lines in any order (:func:`~sparkhtr.core.metrics.order_free_edit_counts`), and its lines
+    matched by box."""
 
     path: str
     page: int
@@ -216,11 +218,14 @@ class PageScore:
     matched_lines: int = 0
     line_char_errors: int = 0
     line_chars: int = 0
+    any_order_char_errors: int = 0
+    any_order_chars: int = 0
 
 
 def score_page(reference: LayoutPage, hypothesis: LayoutPage | None, normalize: Callable[[str], str], *,
                status: str = "ok") -> PageScore:
-    """CER/WER counts of the page text (lines in reading order), and per line for lines matched by box.
+    """CER/WER counts of the page text (lines in reading order), of its lines in any order, and per
+    line for lines matched by box.
 
     ``hypothesis`` None (no recognised lines, e.g. an error page) scores as empty text.
     Lines empty after normalisation are left out on both sides.
@@ -229,8 +234,8 @@ def score_page(reference: LayoutPage, hypothesis: LayoutPage | None, normalize: 
     >>> ref = LayoutPage("a.png", lines=(LayoutLine("the cat", bbox=BBox(0, 0, 50, 10)),))
     >>> hyp = LayoutPage("s3://x/a.png", lines=(LayoutLine("the bat", bbox=BBox(1, 0, 50, 11)),))
     >>> s = score_page(ref, hyp, text_normalizer())
-    >>> (s.char_errors, s.chars, s.word_errors, s.matched_lines, s.line_char_errors)
-    (1, 7, 1, 1, 1)
+    >>> (s.char_errors, s.chars, s.word_errors, s.matched_lines, s.line_char_errors, s.any_order_char_errors)
+    (1, 7, 1, 1, 1, 1)
     """
     def kept(page: LayoutPage | None) -> list[tuple[str, BBox | None]]:
         pairs = [(normalize(line.text), line.box()) for line in (page.lines if page else ())]
@@ -242,19 +247,21 @@ def score_page(reference: LayoutPage, hypothesis: LayoutPage | None, normalize: 
     word_errors, words = edit_counts([ref_text], [hyp_text], words=True)
     pairs = match_boxes([b for _, b in ref], [b for _, b in hyp])
     line_errors, line_chars = edit_counts([ref[i][0] for i, _ in pairs], [hyp[j][0] for _, j in pairs])
+    any_order_errors, any_order_chars = order_free_edit_counts([t for t, _ in ref], [t for t, _ in hyp])
     path = hypothesis.path if hypothesis else reference.path
     return PageScore(path, hypothesis.page if hypothesis else reference.page, posixpath.dirname(path),
                      reference.source, status, len(ref), len(hyp), char_errors, chars, word_errors, words,
-                     len(pairs), line_errors, line_chars)
+                     len(pairs), line_errors, line_chars, any_order_errors, any_order_chars)
 
 
 def _totals(scores: Sequence[PageScore]) -> dict[str, float]:
     sums = {k: sum(getattr(s, k) for s in scores) for k in (
         "gt_lines", "lines", "char_errors", "chars", "word_errors", "words", "matched_lines",
-        "line_char_errors", "line_chars")}
+        "line_char_errors", "line_chars", "any_order_char_errors", "any_order_chars")}
     return {"pages": len(scores), **sums,
             "cer": sums["char_errors"] / max(sums["chars"], 1), "wer": sums["word_errors"] / max(sums["words"], 1),
-            "line_cer": sums["line_char_errors"] / max(sums["line_chars"], 1)}
+            "line_cer": sums["line_char_errors"] / max(sums["line_chars"], 1),
+            "any_order_cer": sums["any_order_char_errors"] / max(sums["any_order_chars"], 1)}
 
 
 def summarize_pages(scores: Sequence[PageScore]) -> dict[str, Any]:
@@ -327,26 +334,30 @@ def evaluate_tables(spark: SparkSession, tables_dir: str | Path, gt_root: str | 
 def format_page_report(report: dict[str, Any], limit: int = 50) -> str:
     """A readable text table of :func:`evaluate_tables`' report (at most ``limit`` page rows).
 
-    >>> s = PageScore("file:/d/a.png", 1, "file:/d", None, "ok", 2, 2, 1, 20, 1, 4, 2, 1, 20)
+    ``any order``: the CER of the page's lines matched one to one by text, whatever their
+    order (the ground truth's line order is not always the reading order).
+
+    >>> s = PageScore("file:/d/a.png", 1, "file:/d", None, "ok", 2, 2, 1, 20, 1, 4, 2, 1, 20, 1, 19)
     >>> print(format_page_report({**summarize_pages([s]), "unmatched": [], "ambiguous": [], "skipped": []}))
-    page                                       lines gt/found   CER %   WER %   line CER % (matched)
-    a.png p1                                              2/2    5.00   25.00    5.00 (2/2)
+    page                                       lines gt/found   CER %  any order   WER %   line CER % (matched)
+    a.png p1                                              2/2    5.00       5.26   25.00    5.00 (2/2)
     <BLANKLINE>
-    folder                                             pages   CER %   WER %   line CER % (matched)
-    file:/d                                                1    5.00   25.00    5.00 (2/2)
-    all                                                    1    5.00   25.00    5.00 (2/2)
+    folder                                             pages   CER %  any order   WER %   line CER % (matched)
+    file:/d                                                1    5.00       5.26   25.00    5.00 (2/2)
+    all                                                    1    5.00       5.26   25.00    5.00 (2/2)
     """
     def cells(row: dict[str, Any]) -> str:
-        return (f"{100 * row['cer']:>8.2f}{100 * row['wer']:>8.2f}{100 * row['line_cer']:>8.2f} "
-                f"({row['matched_lines']}/{row['gt_lines']})")
+        return (f"{100 * row['cer']:>8.2f}{100 * row['any_order_cer']:>11.2f}{100 * row['wer']:>8.2f}"
+                f"{100 * row['line_cer']:>8.2f} ({row['matched_lines']}/{row['gt_lines']})")
 
-    out = [f"{'page':<40}{'lines gt/found':>17}{'CER %':>8}{'WER %':>8}   line CER % (matched)"]
+    header = f"{'CER %':>8}{'any order':>11}{'WER %':>8}   line CER % (matched)"
+    out = [f"{'page':<40}{'lines gt/found':>17}{header}"]
     for row in report["pages"][:limit]:
         name = f"{base_name(row['path'])} p{row['page']}" + ("" if row["status"] == "ok" else f" [{row['status']}]")
         out.append(f"{name[:40]:<40}{str(row['gt_lines']) + '/' + str(row['lines']):>17}{cells(row)}")
     if len(report["pages"]) > limit:
         out.append(f"… {len(report['pages']) - limit} more pages (all of them in --json)")
-    out += ["", f"{'folder':<50}{'pages':>7}{'CER %':>8}{'WER %':>8}   line CER % (matched)"]
+    out += ["", f"{'folder':<50}{'pages':>7}{header}"]
     for name, row in [*report["folders"].items(), ("all", report["all"])]:
         out.append(f"{name[-50:]:<50}{row['pages']:>7}{cells(row)}")
     for key, what in (("unmatched", "ground-truth pages without a recognised page"),

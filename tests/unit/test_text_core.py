@@ -4,7 +4,7 @@ import pytest
 from sparkhtr.core.alphabet import DEFAULT_CHARACTERS, Alphabet
 from sparkhtr.core.ctc import greedy_decode
 from sparkhtr.core.lines import normalize_line
-from sparkhtr.core.metrics import cer, wer
+from sparkhtr.core.metrics import cer, edit_counts, order_free_edit_counts, wer
 
 
 def test_alphabet_round_trip_and_normalisation():
@@ -48,6 +48,23 @@ def test_metrics():
     assert wer(["a b c"], ["a x c d"]) == pytest.approx(2 / 3)
     with pytest.raises(ValueError):
         cer(["a"], [])
+
+
+def test_order_free_edit_counts_pair_lines_whatever_their_order():
+    ref = ["take last directions", "to go and see him", "cough and Mrs S"]
+    hyp = ["to go and see him", "take last directions.", "cough & Mrs S"]
+    # in reading order the first two lines cost far more than the one comma
+    assert edit_counts(["\n".join(ref)], ["\n".join(hyp)])[0] > 10
+    assert order_free_edit_counts(ref, hyp) == (1 + 3, sum(map(len, ref)))
+    # a line found where the truth has none (a stamp) and a missed line count whole
+    assert order_free_edit_counts(["abc"], ["abc", "XYZW"]) == (4, 3)
+    assert order_free_edit_counts(["abc", "defgh"], ["abc"]) == (5, 8)
+    assert order_free_edit_counts([], ["ab"]) == (2, 0) and order_free_edit_counts(["ab"], []) == (2, 2)
+    # a pairing costs its edits (3 substitutions), less than deleting one line and inserting the other
+    assert order_free_edit_counts(["abc"], ["xyz"]) == (3, 3)
+    # the cheapest pairs first: "abcd" goes with its equal, not with the near miss
+    assert order_free_edit_counts(["abcd", "abce"], ["abce", "abcd"]) == (0, 8)
+    assert order_free_edit_counts(ref, ref) == (0, sum(map(len, ref)))
 
 
 def test_normalize_line_maps_paper_to_zero_and_ink_to_one():
