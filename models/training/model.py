@@ -2,9 +2,11 @@
 
 Input ``float32[batch, 1, height, width]`` (ink 1, paper 0); output log-probabilities
 ``float32[batch, width // 4, classes]`` (time-major per sample after the transpose in
-``forward``). Sized for CPU inference: about 0.65 GMAC for a 450-pixel line. An optional
-refine stage (a residual BiLSTM, :func:`grow_refine`) adds capacity to a trained model
-without changing what it computes until training moves it (bundled model 0.14.0 has one).
+``forward``). Sized for CPU inference: about 0.65 GMAC for a 450-pixel line. Two optional
+stages add capacity to a trained model without changing what it computes until training
+moves it: a refine stage (a residual BiLSTM, :func:`grow_refine`; the bundled model has one
+since 0.14.0) and residual convolution blocks at the top of the CNN (:func:`grow_cnn`; two
+since 0.15.0).
 """
 
 from __future__ import annotations
