@@ -125,7 +125,7 @@ class CRNN(nn.Module):
 
 
 def crnn_from_config(config: dict, dropout: float = 0.0) -> CRNN:
-    """The CRNN a training checkpoint's ``config`` describes (height, classes, refine stage).
+    """The CRNN a training checkpoint's ``config`` describes (height, classes, refine stage, conv blocks).
 
     >>> crnn_from_config({"num_classes": 10, "height": 48, "refine_hidden": 8, "cnn_residual": 1}).cnn_residual
     1
