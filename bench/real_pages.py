@@ -114,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         name = row.path.rsplit("/", 1)[-1]
         dataset, gt, gt_boxes = truth.get(name, ("?", [], []))
         found = row.n_lines or 0
-        ref, hyp = "\n".join(alphabet.normalize(t) for t in gt), row.text or ""
+        gt_lines = [alphabet.normalize(t) for t in gt]
+        ref, hyp = "\n".join(gt_lines), row.text or ""
         per_page.append({"page": name, "dataset": dataset, "status": row.status, "gt_lines": len(gt),
                          "found_lines": found, "rel_diff": (found - len(gt)) / max(len(gt), 1),
                          "cer": cer([ref], [hyp])})
@@ -122,8 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         hyps.append(hyp)
         by_dataset.setdefault(dataset, ([], []))[0].append(ref)
         by_dataset[dataset][1].append(hyp)
-        edits, chars = order_free_edit_counts([alphabet.normalize(t) for t in gt],
-                                              [ln.text or "" for ln in found_lines.get(row.path, [])])
+        edits, chars = order_free_edit_counts(gt_lines, [ln.text or "" for ln in found_lines.get(row.path, [])])
         counts = any_order.setdefault(dataset, [0, 0])
         counts[0] += edits
         counts[1] += chars

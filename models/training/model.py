@@ -37,7 +37,7 @@ class ResidualConvBlock(nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.body = nn.Sequential(*_conv(channels, channels)[:2], nn.ReLU(inplace=True), *_conv(channels, channels)[:2])
+        self.body = nn.Sequential(*_conv(channels, channels), *_conv(channels, channels)[:2])
         nn.init.zeros_(self.body[-1].weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -100,8 +100,9 @@ def test_training_grows_a_checkpoint_and_resumes_it(tmp_path, shared_data, capsy
     assert (out / "grown-5.pt").is_file() and not (out / "grown-7.pt").exists()
 
     # then the CNN: the grown starting point is kept for averaging and computes what step 8 did
-    before = crnn_from_config(torch.load(out / "last.pt", map_location="cpu", weights_only=False)["config"])
-    before.load_state_dict(torch.load(out / "last.pt", map_location="cpu", weights_only=False)["model"])
+    at_step_8 = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
+    before = crnn_from_config(at_step_8["config"])
+    before.load_state_dict(at_step_8["model"])
     train.main([*common, "--max-steps", "9", "--grow-cnn", "1"])
     assert "grew 1 residual convolution block(s)" in capsys.readouterr().out
     start = torch.load(out / "grown-8.pt", map_location="cpu", weights_only=False)
