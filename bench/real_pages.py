@@ -14,6 +14,7 @@
    same core functions (decode, preprocess, segment, recognise).
 
     python bench/real_pages.py --data ../shared/data --json bench/results/real_pages.json
+    python bench/real_pages.py --segmenter learned --json bench/results/real_pages_learned.json
 """
 
 from __future__ import annotations
@@ -51,21 +52,28 @@ def ground_truth(pages_dir: Path) -> dict[str, tuple[str, list[str], list[tuple[
     return truth
 
 
-def spark_run(pages_dir: Path, out: Path, model: str | None, decoder: str) -> dict:
+def spark_run(pages_dir: Path, out: Path, model: str | None, decoder: str, segmenter: str = "classical") -> dict:
     from sparkhtr.io.delta import read_delta
     from sparkhtr.runner import recognize_to_tables
     from sparkhtr.spark.session import get_or_create_session
 
     spark = get_or_create_session()
-    summary = recognize_to_tables(spark, [str(pages_dir)], str(out), model=model, glob="*.jpg", decoder=decoder)
+    summary = recognize_to_tables(spark, [str(pages_dir)], str(out), model=model, glob="*.jpg", decoder=decoder,
+                                  segmenter=segmenter)
     rows = read_delta(spark, str(out / "pages")).where(f"run_id = '{summary.run_id}'").collect()
     lines = (read_delta(spark, str(out / "lines")).where(f"run_id = '{summary.run_id}'")
              .select("path", "page", "line", "text", "bbox").orderBy("path", "page", "line").collect())
     return {"summary": summary, "rows": rows, "lines": lines}
 
 
-def stage_split(pages_dir: Path, model: str | None, threads: int, decoder: str) -> dict[str, float]:
+def stage_split(pages_dir: Path, model: str | None, threads: int, decoder: str,
+                segmenter: str = "classical") -> dict[str, float]:
     recognizer = LineRecognizer(resolve_model(model), device="cpu", threads=threads, decoder=decoder)
+    detector = None
+    if segmenter == "learned":
+        from sparkhtr.core.baselines import DEFAULT_SEGMENTER_MODEL, BaselineDetector
+
+        detector = BaselineDetector(resolve_model(DEFAULT_SEGMENTER_MODEL), device="cpu", threads=threads)
     seconds = {"decode": 0.0, "preprocess": 0.0, "segment": 0.0, "recognize": 0.0}
     for path in sorted(pages_dir.glob("*/*.jpg")):
         data = path.read_bytes()
@@ -77,7 +85,7 @@ def stage_split(pages_dir: Path, model: str | None, threads: int, decoder: str) 
             pre = preprocess_page(page.image)
             seconds["preprocess"] += time.perf_counter() - t
             t = time.perf_counter()
-            lines = segment_lines(pre.image)
+            lines = segment_lines(pre.image, baselines=detector.baseline_map(pre.image) if detector else None)
             seconds["segment"] += time.perf_counter() - t
             t = time.perf_counter()
             recognizer.recognize([line.crop for line in lines])
@@ -92,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="tables folder (default: a temporary one)")
     p.add_argument("--decoder", default=DEFAULT_DECODER, choices=DECODERS)
     p.add_argument("--json", default=None)
+    p.add_argument("--segmenter", default="classical", choices=["classical", "learned"])
     args = p.parse_args(argv)
     pages_dir = Path(args.data) / "pages"
     if not pages_dir.is_dir():
@@ -99,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     truth = ground_truth(pages_dir)
     out = Path(args.out or tempfile.mkdtemp(prefix="sparkhtr-real-"))
-    run = spark_run(pages_dir, out, args.model, args.decoder)
+    run = spark_run(pages_dir, out, args.model, args.decoder, args.segmenter)
     summary = run["summary"]
     alphabet = Alphabet(resolve_model(args.model).alphabet)
     per_page = []
@@ -136,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             in_region[dataset][1].append("\n".join(kept))
     within = sum(abs(p["rel_diff"]) <= 0.10 for p in per_page)
     diffs = [abs(p["rel_diff"]) for p in per_page]
-    split = stage_split(pages_dir, args.model, threads=1, decoder=args.decoder)
+    split = stage_split(pages_dir, args.model, threads=1, decoder=args.decoder, segmenter=args.segmenter)
     total = sum(split.values())
     report = {
         "pages_expected": len(truth), "pages_rows": len(per_page),
@@ -153,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         "spark_seconds": summary.seconds, "pages_per_minute": summary.pages_per_minute,
         "lines_per_second": summary.lines_per_second, "lines": summary.lines,
         "stage_seconds_one_core": split, "stage_fraction": {k: v / total for k, v in split.items()},
-        "per_page": per_page, "model": summary.recognizer, "cores": os.cpu_count(),
+        "per_page": per_page, "model": summary.recognizer, "segmenter": summary.segmenter, "cores": os.cpu_count(),
     }
     print(f"pages: {report['pages_rows']} rows for {report['pages_expected']} pages ({report['pages_ok']} ok)")
     print(f"line count within ±10 %: {within}/{len(per_page)} pages; median |diff| "

@@ -17,6 +17,7 @@ the scan's pixels (``geometry.to_source``, the ground truth's space) and compare
 
     python bench/segmentation_eval.py --data ../shared/data --json /tmp/segmentation.json
     python bench/segmentation_eval.py --draw /tmp/seg   # PNGs with found (green) and true (red) boxes
+    python bench/segmentation_eval.py --segmenter learned   # along the bundled kraken-blla's baselines
 """
 
 from __future__ import annotations
@@ -115,8 +116,18 @@ def draw(path: Path, image: np.ndarray, truth: list[Box], lines: list[SegmentedL
     cv2.imwrite(str(path), cv2.resize(canvas, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA))
 
 
-def evaluate(data: Path, draw_dir: Path | None = None) -> dict:
-    """Per-page results and the summary over all pages under ``data/pages``."""
+def evaluate(data: Path, draw_dir: Path | None = None, segmenter: str = "classical", threads: int = 0) -> dict:
+    """Per-page results and the summary over all pages under ``data/pages``.
+
+    ``segmenter='learned'`` segments along the baselines of the bundled ``kraken-blla``
+    network (its time counts in ``segment_s``).
+    """
+    detector = None
+    if segmenter == "learned":
+        from sparkhtr.core.baselines import DEFAULT_SEGMENTER_MODEL, BaselineDetector
+        from sparkhtr.registry import resolve_model
+
+        detector = BaselineDetector(resolve_model(DEFAULT_SEGMENTER_MODEL), device="cpu", threads=threads)
     pages = []
     for jsonl in sorted((data / "pages").glob("*/pages.jsonl")):
         for raw in jsonl.read_text(encoding="utf-8").splitlines():
@@ -126,7 +137,7 @@ def evaluate(data: Path, draw_dir: Path | None = None) -> dict:
             t1 = time.perf_counter()
             pre = preprocess_page(page.image)
             t2 = time.perf_counter()
-            lines = segment_lines(pre.image)
+            lines = segment_lines(pre.image, baselines=detector.baseline_map(pre.image) if detector else None)
             t3 = time.perf_counter()
             src_h, src_w = page.image.shape[:2]
             pre_h, pre_w = pre.image.shape
@@ -179,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="shared data folder holding pages/<dataset>/pages.jsonl (default: $SPARKHTR_DATA)")
     p.add_argument("--json", default=None, help="write per-page results and the summary here")
     p.add_argument("--draw", default=None, help="folder for PNGs with true and found lines drawn")
+    p.add_argument("--segmenter", default="classical", choices=["classical", "learned"])
+    p.add_argument("--threads", type=int, default=0, help="onnxruntime threads for --segmenter learned (0 = all)")
     args = p.parse_args(argv)
     data = Path(args.data)
     if not (data / "pages").is_dir():
@@ -187,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     draw_dir = Path(args.draw) if args.draw else None
     if draw_dir is not None:
         draw_dir.mkdir(parents=True, exist_ok=True)
-    result = evaluate(data, draw_dir)
+    result = evaluate(data, draw_dir, args.segmenter, args.threads)
     print(f"{'page':58} {'gt':>4} {'found':>5} {'rel':>7} {'in reg':>6} {'recall':>6} {'prec':>6} {'seg s':>6}")
     for r in result["pages"]:
         name = f"{r['dataset']}/{r['image']}"[-58:]

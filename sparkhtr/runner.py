@@ -118,12 +118,12 @@ def _count_progress(df: DataFrame) -> tuple[DataFrame, list[Accumulator[int]]]:
 
 
 def default_pipeline(*, model: str | None = None, device: str = "auto", pdf_dpi: int = 200,
-                     decoder: str = DEFAULT_DECODER) -> PipelineModel:
+                     decoder: str = DEFAULT_DECODER, segmenter: str = "classical") -> PipelineModel:
     """The default pipeline as a fitted model (every stage is a Transformer: nothing to fit)."""
     from sparkhtr.registry import DEFAULT_MODEL
 
     return PipelineModel(build_pipeline(model=model or DEFAULT_MODEL, device=device, pdf_dpi=pdf_dpi,
-                                        decoder=decoder).getStages())
+                                        decoder=decoder, segmenter=segmenter).getStages())
 
 
 def write_batch(files: DataFrame, out_dir: str, pipeline: PipelineModel, *, run_id: str, processed_at: datetime,
@@ -177,7 +177,7 @@ def recognize_to_tables(spark: SparkSession, inputs: Sequence[str], out_dir: str
                         device: str = "auto", glob: str | None = None, pdf_dpi: int = 200,
                         progress: ProgressCallback | None = None, reprocess: bool = False,
                         retry_errors: bool = False, files_per_commit: int = 1000,
-                        decoder: str = DEFAULT_DECODER) -> RunSummary:
+                        decoder: str = DEFAULT_DECODER, segmenter: str = "classical") -> RunSummary:
     """Recognise the new and changed files under ``inputs`` into ``out_dir/{pages,lines,runs}``; rerun-safe.
 
     Files already in ``pages`` are skipped before anything is decoded
@@ -195,7 +195,7 @@ def recognize_to_tables(spark: SparkSession, inputs: Sequence[str], out_dir: str
 
     if files_per_commit < 1:
         raise ConfigError(f"files_per_commit must be at least 1, not {files_per_commit}")
-    pipeline = default_pipeline(model=model, device=device, pdf_dpi=pdf_dpi, decoder=decoder)
+    pipeline = default_pipeline(model=model, device=device, pdf_dpi=pdf_dpi, decoder=decoder, segmenter=segmenter)
     recognizer = recognizer_ref(resolve_model(model), decoder)
     run_id = uuid.uuid4().hex
     started = datetime.now(timezone.utc)

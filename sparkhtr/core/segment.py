@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -101,6 +101,10 @@ class SegmenterConfig:
       1.4-1.7 text heights above the baseline and 0.65-0.85 below, medians per collection
       in ../shared/data/pages). Set either to 0 to crop to the outline's box instead.
     - ``max_lines``: a guard against pathological pages (noise), not a limit of real ones.
+    - ``baseline_threshold`` / ``baseline_shift``: with a learned baseline map
+      (``segment_lines(..., baselines=)``), a line runs where the map's ridge is more
+      probable than this; its track is set this far above the baseline, at the writing's
+      middle, where the ink's own tracks run.
     """
 
     crop_height: int = 64
@@ -128,6 +132,8 @@ class SegmenterConfig:
     blob_height: float = 1.5
     blob_aspect: float = 0.6
     edge_strip: float = 0.05
+    baseline_threshold: float = 0.3
+    baseline_shift: float = 0.35
 
 
 def _median(values: np.ndarray) -> float:
@@ -797,10 +803,15 @@ def _split_at_gaps(track: _Track, ink: np.ndarray, smeared: np.ndarray, u: float
     return pieces
 
 
+def _smear(sub: np.ndarray, u: float, config: SegmenterConfig) -> np.ndarray:
+    """A block's ink (grid cells) blurred along the lines, so that a line's words make one ridge."""
+    return cv2.GaussianBlur(sub, (0, 0), sigmaX=config.smear_x * u, sigmaY=max(0.5, config.smear_y * u),
+                            borderType=cv2.BORDER_CONSTANT)
+
+
 def _block_tracks(sub: np.ndarray, u: float, config: SegmenterConfig) -> tuple[np.ndarray, list[_Track]]:
     """The smeared ink of a block (grid cells) and its line tracks."""
-    smeared = cv2.GaussianBlur(sub, (0, 0), sigmaX=config.smear_x * u, sigmaY=max(0.5, config.smear_y * u),
-                               borderType=cv2.BORDER_CONSTANT)
+    smeared = _smear(sub, u, config)
     peaks = _ridge_peaks(smeared)
     values = np.concatenate([smeared[p, x] for x, p in enumerate(peaks) if p.size] or [np.zeros(0)])
     if values.size == 0:
@@ -814,6 +825,29 @@ def _block_tracks(sub: np.ndarray, u: float, config: SegmenterConfig) -> tuple[n
     tracks = [t for t in tracks if len(t.ys) >= max(2, 0.5 * u)]
     tracks = _merge_tracks(tracks, smeared, u, config)
     # the page is deskewed: a steep track follows a stamp, a flourish or upright writing
+    return smeared, [t for t in tracks if abs(t.slope()) <= config.max_slope]
+
+
+def _baseline_tracks(sub: np.ndarray, probabilities: np.ndarray, u: float, config: SegmenterConfig
+                     ) -> tuple[np.ndarray, list[_Track]]:
+    """The smeared ink of a block and its line tracks from a learned baseline map (both in grid cells).
+
+    The map's ridges, where more probable than ``baseline_threshold``, are linked into
+    tracks as the ink's are, raised by ``baseline_shift`` text heights to the writing's
+    middle; collinear pieces are joined, tracks closer than 0.6 text heights merged. The
+    ink's valleys still decide where one line's zone ends and the next one's begins.
+    """
+    smeared = _smear(sub, u, config)
+    # a touch of smoothing along the line bridges the map's breaks between letters
+    ridge = cv2.GaussianBlur(probabilities, (0, 0), sigmaX=max(0.5, 0.5 * u), sigmaY=0.5)
+    peaks = [p[ridge[p, x] > config.baseline_threshold] for x, p in enumerate(_ridge_peaks(ridge))]
+    tracks = _link_tracks(peaks, ridge, max_dy=max(1.0, 0.25 * u), max_skip=max(1, int(0.5 * u)))
+    tracks = [t for t in tracks if len(t.ys) >= max(2, 0.5 * u)]
+    for t in tracks:
+        t.ys = [y - config.baseline_shift * u for y in t.ys]
+    # the network has already told a line's ascenders from the next line: no shadow test
+    # on the ink's valleys, only tracks running on top of each other merge
+    tracks = _merge_tracks(tracks, smeared, u, replace(config, valley_ratio=math.inf))
     return smeared, [t for t in tracks if abs(t.slope()) <= config.max_slope]
 
 
@@ -1108,8 +1142,14 @@ def _in_edge_band(y0: float, y1: float, x0: float, x1: float, h: float, w: float
     return x1 < 0.06 * w or x0 > 0.94 * w or y1 < 0.03 * h or y0 > 0.97 * h
 
 
-def segment_lines(gray: np.ndarray, config: SegmenterConfig = SegmenterConfig()) -> list[SegmentedLine]:
+def segment_lines(gray: np.ndarray, config: SegmenterConfig = SegmenterConfig(),
+                  baselines: np.ndarray | None = None) -> list[SegmentedLine]:
     """Text lines of a grayscale page (paper light, ink dark) in reading order.
+
+    Lines run along ridges of the page's ink, or, given ``baselines``, a map of baseline
+    probabilities over the whole page at any resolution (a learned detector's, see
+    :mod:`sparkhtr.core.baselines`), along that map's ridges; outlines and crops come from
+    the ink either way.
 
     Reading order: blocks (columns left to right, then top to bottom), lines top to
     bottom within a block. Geometry is in ``gray``'s pixels: ``bbox``, a closed
@@ -1141,6 +1181,10 @@ def segment_lines(gray: np.ndarray, config: SegmenterConfig = SegmenterConfig())
     gh, gw = math.ceil(h / q), math.ceil(w / q)
     grid = _to_grid(px, seed, q, gh, gw)
     u = unit / q  # text height in grid cells
+    if baselines is not None:
+        if baselines.ndim != 2 or min(baselines.shape) < 2:
+            raise SegmentationError(f"expected a 2-D baseline map, got shape {baselines.shape}")
+        baselines = cv2.resize(baselines.astype(np.float32), (gw, gh), interpolation=cv2.INTER_LINEAR)
     cy, cx = np.nonzero(grid)
     blocks = _xy_cut(cy, cx, grid[cy, cx].astype(np.float64), (), config.column_gap * u, config.block_gap * u,
                      strip=config.edge_strip * gw, width=gw)
@@ -1168,7 +1212,11 @@ def segment_lines(gray: np.ndarray, config: SegmenterConfig = SegmenterConfig())
         y0, y1 = max(0, block.y0 - margin), min(gh, block.y1 + margin)
         x0, x1 = max(0, block.x0 - margin), min(gw, block.x1 + margin)
         territory = block.mask(y0, y1, x0, x1)
-        smeared, tracks = _block_tracks(grid[y0:y1, x0:x1] * territory, u, config)
+        if baselines is None:
+            smeared, tracks = _block_tracks(grid[y0:y1, x0:x1] * territory, u, config)
+        else:
+            smeared, tracks = _baseline_tracks(grid[y0:y1, x0:x1] * territory, baselines[y0:y1, x0:x1] * territory,
+                                               u, config)
         if not tracks:
             continue
         zone = _zones(smeared, tracks, reach=1.2 * u, extend=max(1, int(u)))

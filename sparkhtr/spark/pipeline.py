@@ -20,16 +20,18 @@ from sparkhtr.spark.schemas import LINES_TABLE, PAGES_TABLE
 
 
 def build_pipeline(*, model: str = DEFAULT_MODEL, device: str = "auto", lines_mode: bool = False,
-                   pdf_dpi: int = 200, deskew: bool = True, decoder: str = DEFAULT_DECODER) -> Pipeline:
+                   pdf_dpi: int = 200, deskew: bool = True, decoder: str = DEFAULT_DECODER,
+                   segmenter: str = "classical") -> Pipeline:
     """``BinaryToImage → ImagePreprocessor → LineSegmenter → HandwrittenTextRecognizer``.
 
     ``lines_mode`` is for inputs where each image is one text line: no deskew, no
-    segmentation (the whole image is the line).
+    segmentation (the whole image is the line). ``segmenter``: ``classical`` or ``learned``
+    (see :class:`~sparkhtr.spark.line_segmenter.LineSegmenter`).
     """
     stages = [
         BinaryToImage(pdfDpi=pdf_dpi),
         ImagePreprocessor(deskew=deskew and not lines_mode, normalizeContrast=not lines_mode),
-        LineSegmenter(method="whole" if lines_mode else "classical"),
+        LineSegmenter(method="whole" if lines_mode else segmenter, device=device),
         HandwrittenTextRecognizer(model=model, device=device, decoder=decoder),
     ]
     return Pipeline(stages=stages)

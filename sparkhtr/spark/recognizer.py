@@ -68,14 +68,9 @@ _recognizers: dict[tuple[Any, ...], LineRecognizer] = {}
 _lock = threading.Lock()
 
 
-def worker_recognizer(model: str, sha256: str, device: str, batch_lines: int, batch_pixels: int,
-                      precision: str = "fp32", decoder: str = DEFAULT_DECODER) -> LineRecognizer:
-    """This worker's recogniser for the model, created on first use (the file is hashed once).
-
-    onnxruntime gets the task's cores as intra-op threads (``SPARKHTR_ORT_THREADS``
-    overrides) and, under GPU scheduling, the CUDA ordinal of the task's GPU.
-    ``batch_lines``/``batch_pixels`` of ``0`` take the device's default policy.
-    """
+def task_cores_and_gpu() -> tuple[int, int]:
+    """onnxruntime threads and CUDA ordinal for this Spark task: its cores (``SPARKHTR_ORT_THREADS``
+    overrides; 0, onnxruntime's choice, outside a task) and, under GPU scheduling, its GPU."""
     from pyspark import TaskContext
 
     context = TaskContext.get()
@@ -85,6 +80,18 @@ def worker_recognizer(model: str, sha256: str, device: str, batch_lines: int, ba
         gpus = context.resources().get("gpu")
         if gpus is not None and gpus.addresses:
             gpu_id = cuda_device_index(gpus.addresses[0])
+    return threads, gpu_id
+
+
+def worker_recognizer(model: str, sha256: str, device: str, batch_lines: int, batch_pixels: int,
+                      precision: str = "fp32", decoder: str = DEFAULT_DECODER) -> LineRecognizer:
+    """This worker's recogniser for the model, created on first use (the file is hashed once).
+
+    onnxruntime gets the task's cores as intra-op threads (``SPARKHTR_ORT_THREADS``
+    overrides) and, under GPU scheduling, the CUDA ordinal of the task's GPU.
+    ``batch_lines``/``batch_pixels`` of ``0`` take the device's default policy.
+    """
+    threads, gpu_id = task_cores_and_gpu()
     key = (model, sha256, device, threads, gpu_id, batch_lines, batch_pixels, precision, decoder)
     with _lock:
         recognizer = _recognizers.get(key)

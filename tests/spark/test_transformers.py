@@ -99,6 +99,23 @@ def test_preprocess_and_segment(files_df):
         LineSegmenter(cropAbove=-1.0).transform(pages)
 
 
+def test_learned_segmenter_finds_the_same_lines_and_keeps_error_rows(files_df, tmp_path):
+    pages = ImagePreprocessor().transform(BinaryToImage().transform(files_df))
+    segmenter = LineSegmenter(method="learned", device="cpu")
+    segmenter.write().overwrite().save(str(tmp_path / "segmenter"))
+    loaded = LineSegmenter.load(str(tmp_path / "segmenter"))
+    assert (loaded.getMethod(), loaded.getSegmenterModel(), loaded.getDevice()) == ("learned", "kraken-blla", "cpu")
+    rows = {(r.path.rsplit("/", 1)[-1], r.page): r for r in loaded.transform(pages).collect()}
+    assert rows[("page.png", 1)].n_lines == 3
+    assert rows[("two pages.tif", 1)].n_lines == 1 and rows[("two pages.tif", 2)].n_lines == 2
+    assert rows[("page.png", 1)].segmenter.startswith("sparkhtr-learned@1+kraken-blla@")
+    assert rows[("broken.png", 0)].status == "error" and rows[("broken.png", 0)].lines is None
+    with pytest.raises(ConfigError, match="not a baseline-segmenter"):
+        LineSegmenter(method="learned", segmenterModel="sparkhtr-latin-crnn").transform(pages)
+    with pytest.raises(ConfigError, match="method must be one of"):
+        LineSegmenter(method="neural").transform(pages)
+
+
 def test_recognizer_with_tiny_model_in_lines_mode(spark, tmp_path, tiny_model_dir):
     for k in (1, 3, 2):
         (tmp_path / f"line{k}.png").write_bytes(_png(blob_line(k)))

@@ -17,12 +17,15 @@ def test_models_lists_the_bundled_default(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "sparkhtr-latin-crnn@" in out and "(default)" in out
+    assert "kraken-blla@" in out and "baseline-segmenter" in out and "(--segmenter learned)" in out
 
 
 def test_parser_knows_every_command():
     parser = build_parser()
     args = parser.parse_args(["recognize", "a", "b", "--out", "o", "--device", "cpu"])
     assert args.inputs == ["a", "b"] and args.device == "cpu" and not args.lines
+    assert args.segmenter == "classical"
+    assert parser.parse_args(["recognize", "a", "--out", "o", "--segmenter", "learned"]).segmenter == "learned"
     assert parser.parse_args(["sql", "--tables", "t", "SELECT 1"]).query == "SELECT 1"
     with pytest.raises(SystemExit):
         parser.parse_args(["recognize", "a", "--out", "o", "--device", "tpu"])
