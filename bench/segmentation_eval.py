@@ -116,18 +116,21 @@ def draw(path: Path, image: np.ndarray, truth: list[Box], lines: list[SegmentedL
     cv2.imwrite(str(path), cv2.resize(canvas, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA))
 
 
-def evaluate(data: Path, draw_dir: Path | None = None, segmenter: str = "classical", threads: int = 0) -> dict:
+def evaluate(data: Path, draw_dir: Path | None = None, segmenter: str = "classical", threads: int = 0,
+             height: int | None = None) -> dict:
     """Per-page results and the summary over all pages under ``data/pages``.
 
     ``segmenter='learned'`` segments along the baselines of the bundled ``kraken-blla``
-    network (its time counts in ``segment_s``).
+    network (its time counts in ``segment_s``), run on pages scaled down to ``height`` rows
+    (default: the model's 1200).
     """
     detector = None
     if segmenter == "learned":
         from sparkhtr.core.baselines import DEFAULT_SEGMENTER_MODEL, BaselineDetector
         from sparkhtr.registry import resolve_model
 
-        detector = BaselineDetector(resolve_model(DEFAULT_SEGMENTER_MODEL), device="cpu", threads=threads)
+        detector = BaselineDetector(resolve_model(DEFAULT_SEGMENTER_MODEL), device="cpu", threads=threads,
+                                    height=height)
     pages = []
     for jsonl in sorted((data / "pages").glob("*/pages.jsonl")):
         for raw in jsonl.read_text(encoding="utf-8").splitlines():
@@ -192,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--draw", default=None, help="folder for PNGs with true and found lines drawn")
     p.add_argument("--segmenter", default="classical", choices=["classical", "learned"])
     p.add_argument("--threads", type=int, default=0, help="onnxruntime threads for --segmenter learned (0 = all)")
+    p.add_argument("--height", type=int, default=None, help="analysis height for --segmenter learned (default 1200)")
     args = p.parse_args(argv)
     data = Path(args.data)
     if not (data / "pages").is_dir():
@@ -200,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     draw_dir = Path(args.draw) if args.draw else None
     if draw_dir is not None:
         draw_dir.mkdir(parents=True, exist_ok=True)
-    result = evaluate(data, draw_dir, args.segmenter, args.threads)
+    result = evaluate(data, draw_dir, args.segmenter, args.threads, args.height)
     print(f"{'page':58} {'gt':>4} {'found':>5} {'rel':>7} {'in reg':>6} {'recall':>6} {'prec':>6} {'seg s':>6}")
     for r in result["pages"]:
         name = f"{r['dataset']}/{r['image']}"[-58:]

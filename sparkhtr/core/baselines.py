@@ -34,16 +34,17 @@ class BaselineDetector:
     The network is fully convolutional and recurrent (any width works); its output's
     ``baseline`` channel is returned. ``device`` and ``threads`` as for
     :class:`~sparkhtr.core.recognize.LineRecognizer`; the onnxruntime session is cached
-    per process.
+    per process. ``height`` overrides the manifest's analysis height (kraken scales pages to
+    1800 rows: a little more accurate, twice as slow as the bundled 1200).
     """
 
     def __init__(self, manifest: ModelManifest, *, device: str = "auto", threads: int = 0, gpu_id: int = 0,
-                 verify: bool = True) -> None:
+                 verify: bool = True, height: int | None = None) -> None:
         if manifest.kind != "baseline-segmenter":
             raise ModelError(f"{manifest.ref} is a {manifest.kind!r}, not a baseline-segmenter")
         path = verify_model(manifest) if verify else manifest.model_path
         self.manifest = manifest
-        self.height = manifest.input_height
+        self.height = int(height or manifest.input_height)
         self.channel = int(manifest.extra.get("channels", {}).get("baseline", 2))
         self.session = get_session(str(path), manifest.sha256, device, threads, gpu_id)
         self.input_name = self.session.get_inputs()[0].name

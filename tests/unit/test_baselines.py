@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from sparkhtr.core.baselines import DEFAULT_SEGMENTER_MODEL, BaselineDetector
+from sparkhtr.core.recognize import cuda_available
 from sparkhtr.core.segment import segment_lines
 from sparkhtr.errors import ModelError, SegmentationError
 from sparkhtr.registry import resolve_model
@@ -92,6 +93,8 @@ def test_network_input_is_the_inverted_page_scaled_down_to_the_analysis_height(d
     assert x[0, 0, 210, 200] == pytest.approx(1.0)  # ink → 1
     # smaller images are not blown up
     assert detector.network_input(page[:300, :500]).shape == (1, 3, 300, 500)
+    tall = BaselineDetector(detector.manifest, device="cpu", threads=1, height=1000)
+    assert tall.network_input(page).shape == (1, 3, 1000, 571)
 
 
 def test_detector_refuses_bad_pages_and_models(detector):
@@ -123,3 +126,14 @@ def test_real_pages_learned(shared_data):
     assert summary["pages"] == 35
     assert summary["line_recall_iou50"] >= 0.75
     assert summary["within_10pct"] >= 0.5
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not cuda_available(), reason="needs onnxruntime with a working CUDA device")
+def test_cuda_baseline_map_matches_cpu():
+    manifest = dataclasses.replace(resolve_model(DEFAULT_SEGMENTER_MODEL), input_height=700)
+    page, _ = _page(6)
+    cpu = BaselineDetector(manifest, device="cpu", threads=1).baseline_map(page)
+    gpu = BaselineDetector(manifest, device="cuda")
+    assert gpu.session.get_providers()[0] == "CUDAExecutionProvider"
+    np.testing.assert_allclose(gpu.baseline_map(page), cpu, atol=1e-2)
