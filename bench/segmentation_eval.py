@@ -122,7 +122,7 @@ def evaluate(data: Path, draw_dir: Path | None = None, segmenter: str = "classic
 
     ``segmenter='learned'`` segments along the baselines of the bundled ``kraken-blla``
     network (its time counts in ``segment_s``), run on pages scaled down to ``height`` rows
-    (default: the model's 1200).
+    (default: the model's, 1800 for the bundled one).
     """
     detector = None
     if segmenter == "learned":
@@ -195,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--draw", default=None, help="folder for PNGs with true and found lines drawn")
     p.add_argument("--segmenter", default="classical", choices=["classical", "learned"])
     p.add_argument("--threads", type=int, default=0, help="onnxruntime threads for --segmenter learned (0 = all)")
-    p.add_argument("--height", type=int, default=None, help="analysis height for --segmenter learned (default 1200)")
+    p.add_argument("--height", type=int, default=None,
+                   help="analysis height for --segmenter learned (default: the model's, 1800)")
     args = p.parse_args(argv)
     data = Path(args.data)
     if not (data / "pages").is_dir():

@@ -37,6 +37,13 @@ def _add_decoder_option(p: argparse.ArgumentParser) -> None:
                         f"(default {DEFAULT_DECODER})")
 
 
+def _add_segmenter_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--segmenter", default="classical", choices=["classical", "learned"],
+                   help="classical: lines from the page's ink (fast, default); learned: along the baselines the "
+                        "bundled kraken-blla network finds (fewer stamps and printed headers taken for lines, "
+                        "~18 s a page on 2 CPU cores: for GPU executors, --device cuda)")
+
+
 def _add_spark_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--master", default=None, help="Spark master (default local[*], or $SPARKHTR_MASTER)")
     p.add_argument("--profile", default="local", help="Spark conf profile name or .conf path (default local)")
@@ -93,7 +100,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
     query = watch_to_tables(spark, args.input, args.out, checkpoint=args.checkpoint, model=args.model,
                             device=args.device, pdf_dpi=args.pdf_dpi, glob=args.glob,
                             max_files_per_trigger=args.max_files_per_trigger, interval_seconds=args.interval,
-                            available_now=args.once, decoder=args.decoder)
+                            available_now=args.once, decoder=args.decoder,
+                            segmenter=args.segmenter)
     print(f"watching {args.input} → {args.out} (Ctrl-C stops; a restart resumes from the checkpoint)")
     with contextlib.suppress(KeyboardInterrupt):
         query.awaitTermination(args.timeout)
@@ -205,10 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_decoder_option(rec)
     rec.add_argument("--glob", default=None, help="only files whose name matches this glob, e.g. '*.png'")
     rec.add_argument("--pdf-dpi", type=int, default=200)
-    rec.add_argument("--segmenter", default="classical", choices=["classical", "learned"],
-                     help="classical: lines from the page's ink (fast); learned: along the baselines the bundled "
-                          "kraken-blla network finds (fewer stamps and flourishes taken for lines, ~7 s a page "
-                          "on 2 CPU cores; use a GPU with --device cuda)")
+    _add_segmenter_option(rec)
     rec.add_argument("--no-progress", action="store_true")
     rec.add_argument("--reprocess", action="store_true",
                      help="also redo files recognised by another model version (their rows are replaced)")
@@ -231,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_decoder_option(watch)
     watch.add_argument("--glob", default=None)
     watch.add_argument("--pdf-dpi", type=int, default=200)
+    _add_segmenter_option(watch)
     _add_spark_options(watch)
     watch.set_defaults(func=cmd_watch)
 

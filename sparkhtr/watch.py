@@ -75,6 +75,7 @@ def watch_to_tables(
     available_now: bool = False,
     glob: str | None = None,
     decoder: str = DEFAULT_DECODER,
+    segmenter: str = "classical",
 ) -> StreamingQuery:
     """Start a streaming query that recognises every new file under ``input_path`` into ``out_dir``.
 
@@ -88,7 +89,7 @@ def watch_to_tables(
 
     if max_files_per_trigger < 1:
         raise ConfigError(f"max_files_per_trigger must be at least 1, not {max_files_per_trigger}")
-    pipeline = default_pipeline(model=model, device=device, pdf_dpi=pdf_dpi, decoder=decoder)
+    pipeline = default_pipeline(model=model, device=device, pdf_dpi=pdf_dpi, decoder=decoder, segmenter=segmenter)
     recognizer = recognizer_ref(resolve_model(model), decoder)
     state = WatchState(
         summary=RunSummary(run_id=uuid.uuid4().hex, input=f"watch:{input_path}", files=0, pages=0, errors=0, lines=0,

@@ -51,8 +51,10 @@ def load_kraken_blla() -> Any:  # kraken's TorchVGSLModel (kraken is not a depen
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="model folder to write")
-    parser.add_argument("--height", type=int, default=1200,
-                        help="page height the network is run at (kraken trains at 1800; 1200 is ~2.3x faster)")
+    parser.add_argument("--height", type=int, default=1800,
+                        help="pages taller than this are scaled down to it (kraken's own scale, 1800 rows; "
+                             "1200 is ~2.3x faster and finds line counts within 10 %% on 19 instead of 22 of "
+                             "the 35 real pages)")
     args = parser.parse_args(argv)
 
     import onnxruntime as ort
@@ -98,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         "file": "model.onnx",
         "input_height": args.height,
         "input_channels": 3,
-        "normalization": "page scaled to input_height, 1 - gray/255 (ink 1), gray repeated in 3 channels",
+        "normalization": ("pages taller than input_height scaled down to it, 1 - gray/255 (ink 1), "
+                          "gray repeated in 3 channels"),
         "alphabet": "",
         "sha256": sha,
         "size_bytes": onnx_path.stat().st_size,

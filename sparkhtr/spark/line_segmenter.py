@@ -1,9 +1,9 @@
 """``LineSegmenter``: page image → array of text lines (geometry and crops) in reading order.
 
 ``classical`` (default) finds lines in the page's ink alone; ``learned`` follows the
-baselines a neural network (the bundled ``kraken-blla``) sees on the page, about 7 s a
-page on two CPU cores against 0.2 s, and fewer stamps, seals and flourishes taken for
-lines (see the README's segmentation figures).
+baselines a neural network (the bundled ``kraken-blla``) sees on the page: fewer stamps,
+seals and printed headers taken for lines, but about 18 s a page on two CPU cores against
+0.2 s (see the README's segmentation figures; on GPU executors use ``device='cuda'``).
 
 >>> LineSegmenter(method="whole").getMethod()
 'whole'

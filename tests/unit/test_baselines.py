@@ -27,7 +27,7 @@ def _baseline_map(shape: tuple[int, int], boxes: list, stride: int = 4) -> np.nd
 
 @pytest.fixture(scope="module")
 def detector() -> BaselineDetector:
-    # a lower analysis height than the bundled 1200 rows keeps the test quick; the
+    # a lower analysis height than the bundled 1800 rows keeps the test quick; the
     # network is fully convolutional and recurrent, so the scale only changes accuracy
     manifest = dataclasses.replace(resolve_model(DEFAULT_SEGMENTER_MODEL), input_height=700)
     return BaselineDetector(manifest, device="cpu", threads=2)
