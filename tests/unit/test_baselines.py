@@ -113,7 +113,7 @@ def test_the_bundled_segmenter_manifest():
     assert (manifest.model_path.parent / "LICENSE").read_text(encoding="utf-8").lstrip().startswith("Apache License")
 
 
-@pytest.mark.slow  # ~5 min on 2 cores: the network runs on 35 pages
+@pytest.mark.slow  # ~10 min on 2 cores: the network runs on 35 pages at 1800 rows
 def test_real_pages_learned(shared_data):
     """The 35 real pages segmented along the bundled network's baselines (see bench/segmentation_eval.py)."""
     import sys
