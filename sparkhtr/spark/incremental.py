@@ -49,13 +49,17 @@ class FilePlan:
         return self.listed - self.to_process
 
 
-def done_files(pages: DataFrame, recognizer: str, *, reprocess: bool = False, retry_errors: bool = False) -> DataFrame:
+def done_files(pages: DataFrame, recognizer: str, *, reprocess: bool = False, retry_errors: bool = False,
+               segmenter: str | None = None) -> DataFrame:
     """Per path in ``pages``, what was recorded (sha, length, mtime) if the file counts as done, else nothing.
 
     Error rows without a recogniser (a file that did not decode) never block a
-    ``reprocess``: a new model would not change them.
+    ``reprocess``: a new model would not change them. With ``segmenter``, pages segmented
+    another way (another method or segmentation model) count as another model's too.
     """
     other_model = F.col("recognizer").isNotNull() & (F.col("recognizer") != F.lit(recognizer))
+    if segmenter is not None:
+        other_model = other_model | (F.col("segmenter").isNotNull() & (F.col("segmenter") != F.lit(segmenter)))
     per_file = pages.groupBy("path").agg(
         F.first("content_sha256", ignorenulls=True).alias("done_sha"),
         F.first("source_length", ignorenulls=True).alias("done_length"),
@@ -82,6 +86,7 @@ def plan_files(
     *,
     reprocess: bool = False,
     retry_errors: bool = False,
+    segmenter: str | None = None,
 ) -> FilePlan:
     """Step 1: the files of ``listing`` (a ``binaryFile`` scan) whose metadata says they may need processing.
 
@@ -93,7 +98,7 @@ def plan_files(
     if pages is None:
         todo = listed.withColumn(KNOWN_SHA, F.lit(None).cast("string"))
     else:
-        done = done_files(pages, recognizer, reprocess=reprocess, retry_errors=retry_errors)
+        done = done_files(pages, recognizer, reprocess=reprocess, retry_errors=retry_errors, segmenter=segmenter)
         joined = listed.join(done, "path", "left")
         same_metadata = (F.col("length") == F.col("done_length")) & F.col("modificationTime").eqNullSafe(
             F.col("done_modified")

@@ -44,6 +44,23 @@ from sparkhtr.spark.schemas import IMAGE, LINES, require_columns
 METHODS = {"classical": "sparkhtr-classical@2", "whole": "whole-image@1", "learned": "sparkhtr-learned@1"}
 
 
+def segmenter_ref(method: str, segmenter_model: str = DEFAULT_SEGMENTER_MODEL) -> str:
+    """What the tables' ``segmenter`` column records for a method (and, for ``learned``, its model).
+
+    >>> segmenter_ref("classical")
+    'sparkhtr-classical@2'
+    """
+    if method not in METHODS:
+        raise ConfigError(f"LineSegmenter method must be one of {sorted(METHODS)}, got {method!r}")
+    if method != "learned":
+        return METHODS[method]
+    manifest = resolve_model(segmenter_model)
+    if manifest.kind != "baseline-segmenter":
+        raise ConfigError(f"LineSegmenter segmenterModel {manifest.ref} is a {manifest.kind!r}, "
+                          "not a baseline-segmenter")
+    return f"{METHODS[method]}+{manifest.ref}"
+
+
 @with_param_accessors
 class LineSegmenter(ArrowTransformer, HasInputCol, HasOutputCol):
     """Find text lines on each page.
@@ -108,14 +125,8 @@ class LineSegmenter(ArrowTransformer, HasInputCol, HasOutputCol):
                               f"and {self.getCropBelow()}")
         config = SegmenterConfig(crop_height=self.getCropHeight(), crop_above=self.getCropAbove(),
                                  crop_below=self.getCropBelow())
-        name = METHODS[method]
-        model_ref, device = None, self.getDevice()
-        if method == "learned":
-            manifest = resolve_model(self.getSegmenterModel())  # fail on the driver, not in every task
-            if manifest.kind != "baseline-segmenter":
-                raise ConfigError(f"LineSegmenter segmenterModel {manifest.ref} is a {manifest.kind!r}, "
-                                  "not a baseline-segmenter")
-            model_ref, name = self.getSegmenterModel(), f"{name}+{manifest.ref}"
+        name = segmenter_ref(method, self.getSegmenterModel())  # a bad model fails on the driver, not in every task
+        model_ref, device = self.getSegmenterModel(), self.getDevice()
         has_source = {"skew_degrees", "source_width", "source_height"} <= set(dataset.columns)
         fail = self.getHandleInvalid() == "error"
 

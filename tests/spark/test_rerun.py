@@ -113,3 +113,25 @@ def test_failed_run_then_rerun_leaves_one_row_per_key_and_none_missing(spark, tm
     listed = sorted(p.name for p in inputs.iterdir())
     assert sorted(r.path.rsplit("/", 1)[-1] for r in pages.collect()) == listed  # none missing
     assert duplicates(pages, ["path", "page"]) == 0 and duplicates(lines, ["path", "page", "line"]) == 0
+
+
+def test_another_segmenter_counts_as_another_model_for_reprocess(spark):
+    from sparkhtr.spark.incremental import done_files
+    from sparkhtr.spark.line_segmenter import segmenter_ref
+
+    classical, learned = segmenter_ref("classical"), segmenter_ref("learned")
+    assert learned.startswith("sparkhtr-learned@1+kraken-blla@") and classical != learned
+    rec = "sparkhtr-latin-crnn@0.16.0+charlm"
+    pages = spark.createDataFrame(
+        [("a", "s1", 1, None, "ok", rec, classical), ("b", "s2", 2, None, "ok", rec, learned),
+         ("c", None, 3, None, "error", None, None)],
+        "path string, content_sha256 string, source_length long, source_modified timestamp, status string, "
+        "recognizer string, segmenter string")
+
+    def done(**kwargs) -> set[str]:
+        return {r.path for r in done_files(pages, rec, **kwargs).collect()}
+
+    assert done() == {"a", "b", "c"}  # without reprocess everything recorded is done
+    assert done(reprocess=True, segmenter=learned) == {"b", "c"}  # "a" was segmented the classical way
+    assert done(reprocess=True, segmenter=classical) == {"a", "c"}
+    assert done(reprocess=True) == {"a", "b", "c"}  # same recogniser, segmenter not asked about
