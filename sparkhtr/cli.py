@@ -216,7 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_segmenter_option(rec)
     rec.add_argument("--no-progress", action="store_true")
     rec.add_argument("--reprocess", action="store_true",
-                     help="also redo files recognised by another model version (their rows are replaced)")
+                     help="also redo files recognised by another model version or segmented another way "
+                          "(their rows are replaced)")
     rec.add_argument("--retry-errors", action="store_true", help="also redo files recorded with errors")
     rec.add_argument("--files-per-commit", type=int, default=1000,
                      help="files recognised and committed together (bounds driver memory and lost work)")

@@ -183,7 +183,8 @@ def recognize_to_tables(spark: SparkSession, inputs: Sequence[str], out_dir: str
 
     Files already in ``pages`` are skipped before anything is decoded
     (:mod:`sparkhtr.spark.incremental`); ``reprocess`` also redoes files recognised by
-    another model version, ``retry_errors`` files recorded with errors. Files are
+    another model version or segmented another way (``segmenter``: ``classical`` or
+    ``learned``), ``retry_errors`` files recorded with errors. Files are
     committed ``files_per_commit`` at a time, each batch's rows replacing any earlier
     rows of the same files, so a failed run loses at most its current batch and a
     rerun finishes the job without duplicates. The run's row in ``runs`` says
