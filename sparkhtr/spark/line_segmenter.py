@@ -11,6 +11,7 @@ seals and printed headers taken for lines, but about 18 s a page on two CPU core
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -59,6 +60,15 @@ def segmenter_ref(method: str, segmenter_model: str = DEFAULT_SEGMENTER_MODEL) -
         raise ConfigError(f"LineSegmenter segmenterModel {manifest.ref} is a {manifest.kind!r}, "
                           "not a baseline-segmenter")
     return f"{METHODS[method]}+{manifest.ref}"
+
+
+@lru_cache(maxsize=8)
+def worker_detector(model: str, sha256: str, device: str, threads: int, gpu_id: int) -> BaselineDetector:
+    """This Python worker's baseline detector, created (and its file hashed) once, not per Arrow batch."""
+    manifest = resolve_model(model)
+    if manifest.sha256 != sha256:
+        raise ConfigError(f"segmenter model {model!r} on this worker has sha256 {manifest.sha256}, driver saw {sha256}")
+    return BaselineDetector(manifest, device=device, threads=threads, gpu_id=gpu_id)
 
 
 @with_param_accessors
@@ -111,8 +121,7 @@ class LineSegmenter(ArrowTransformer, HasInputCol, HasOutputCol):
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
         in_col, out_col, method = self.getInputCol(), self.getOutputCol(), self.getMethod()
-        if method not in METHODS:
-            raise ConfigError(f"LineSegmenter method must be one of {sorted(METHODS)}, got {method!r}")
+        name = segmenter_ref(method, self.getSegmenterModel())  # a bad method or model fails on the driver
         require_columns(dataset.schema, {in_col: IMAGE.simpleString(), "status": "string"}, "LineSegmenter")
         added = [StructField(out_col, LINES, True), StructField("n_lines", IntegerType(), True),
                  StructField("width", IntegerType(), True), StructField("height", IntegerType(), True),
@@ -125,8 +134,8 @@ class LineSegmenter(ArrowTransformer, HasInputCol, HasOutputCol):
                               f"and {self.getCropBelow()}")
         config = SegmenterConfig(crop_height=self.getCropHeight(), crop_above=self.getCropAbove(),
                                  crop_below=self.getCropBelow())
-        name = segmenter_ref(method, self.getSegmenterModel())  # a bad model fails on the driver, not in every task
         model_ref, device = self.getSegmenterModel(), self.getDevice()
+        model_sha = resolve_model(model_ref).sha256 if method == "learned" else ""
         has_source = {"skew_degrees", "source_width", "source_height"} <= set(dataset.columns)
         fail = self.getHandleInvalid() == "error"
 
@@ -135,9 +144,8 @@ class LineSegmenter(ArrowTransformer, HasInputCol, HasOutputCol):
             if method == "whole":
                 segment = segment_whole_image
             elif method == "learned":
-                # one session per Python worker (get_session caches it), the task's cores
-                threads, gpu_id = task_cores_and_gpu()
-                detector = BaselineDetector(resolve_model(model_ref), device=device, threads=threads, gpu_id=gpu_id)
+                # one detector per Python worker and the task's cores / GPU
+                detector = worker_detector(model_ref, model_sha, device, *task_cores_and_gpu())
 
                 def segment(gray: np.ndarray, config: SegmenterConfig) -> list[SegmentedLine]:
                     return segment_lines(gray, config, baselines=detector.baseline_map(gray))

@@ -137,3 +137,14 @@ def test_cuda_baseline_map_matches_cpu():
     gpu = BaselineDetector(manifest, device="cuda")
     assert gpu.session.get_providers()[0] == "CUDAExecutionProvider"
     np.testing.assert_allclose(gpu.baseline_map(page), cpu, atol=1e-2)
+
+
+def test_worker_detector_is_made_once_and_checks_the_drivers_sha():
+    from sparkhtr.errors import ConfigError
+    from sparkhtr.spark.line_segmenter import worker_detector
+
+    sha = resolve_model(DEFAULT_SEGMENTER_MODEL).sha256
+    first = worker_detector(DEFAULT_SEGMENTER_MODEL, sha, "cpu", 1, 0)
+    assert worker_detector(DEFAULT_SEGMENTER_MODEL, sha, "cpu", 1, 0) is first
+    with pytest.raises(ConfigError, match="driver saw"):
+        worker_detector(DEFAULT_SEGMENTER_MODEL, "0" * 64, "cpu", 1, 0)
