@@ -277,7 +277,8 @@ def _fp16_model_bytes(model_path: str) -> bytes:
 
 
 def get_session(model_path: str, sha256: str, device: str = "auto", threads: int = 0, gpu_id: int = 0,
-                precision: str = "fp32", spinning: bool = True) -> ort.InferenceSession:
+                precision: str = "fp32", spinning: bool = True, layout_transforms: bool = True
+                ) -> ort.InferenceSession:
     """A process-wide cached session for (model, providers, threads, GPU, precision); created on first use.
 
     ``threads=0`` lets onnxruntime pick; Spark adapters pass the task's cores so that N
@@ -285,12 +286,15 @@ def get_session(model_path: str, sha256: str, device: str = "auto", threads: int
     must really run on CUDA (onnxruntime falls back to CPU silently): otherwise ``ModelError``.
     ``spinning=False`` stops idle onnxruntime threads from busy-waiting, leaving the cores to
     work that runs beside inference (beam-search decoding).
+    ``layout_transforms=False`` stops onnxruntime's layout rewrites (NCHWc blocked convolutions):
+    they speed the line recogniser up and slow a full-page network down (kraken's segmentation
+    network ran about 4 times slower with them on 2 CPU cores: ``bench/onnx_layout.py``).
     """
     global session_loads
     providers = providers_for(device, gpu_id)
     precision = resolve_precision(precision, device)
     names = tuple(p if isinstance(p, str) else p[0] for p in providers)
-    key = (model_path, sha256, names, threads, gpu_id, precision, spinning)
+    key = (model_path, sha256, names, threads, gpu_id, precision, spinning, layout_transforms)
     with _lock:
         session = _sessions.get(key)
         if session is not None:
@@ -299,7 +303,8 @@ def get_session(model_path: str, sha256: str, device: str = "auto", threads: int
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if layout_transforms
+                                            else ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED)
         if not spinning:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:

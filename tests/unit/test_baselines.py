@@ -6,10 +6,11 @@ import dataclasses
 
 import cv2
 import numpy as np
+import onnxruntime as ort
 import pytest
 
 from sparkhtr.core.baselines import DEFAULT_SEGMENTER_MODEL, BaselineDetector
-from sparkhtr.core.recognize import cuda_available
+from sparkhtr.core.recognize import LineRecognizer, cuda_available, get_session
 from sparkhtr.core.segment import segment_lines
 from sparkhtr.errors import ModelError, SegmentationError
 from sparkhtr.registry import resolve_model
@@ -106,6 +107,17 @@ def test_detector_refuses_bad_pages_and_models(detector):
         BaselineDetector(resolve_model(), device="cpu")
 
 
+def test_the_detector_runs_without_layout_rewrites_and_the_recognizer_with_them(detector):
+    # onnxruntime's NCHWc rewrites ran kraken's network ~4x slower on CPU and the
+    # recogniser faster (bench/onnx_layout.py): each session keeps its own setting
+    levels = ort.GraphOptimizationLevel
+    assert detector.session.get_session_options().graph_optimization_level == levels.ORT_ENABLE_EXTENDED
+    recognizer = LineRecognizer(resolve_model(), device="cpu", threads=2)
+    assert recognizer.session.get_session_options().graph_optimization_level == levels.ORT_ENABLE_ALL
+    path, sha = str(detector.manifest.model_path), detector.manifest.sha256
+    assert get_session(path, sha, "cpu", 2) is not get_session(path, sha, "cpu", 2, layout_transforms=False)
+
+
 def test_the_bundled_segmenter_manifest():
     manifest = resolve_model(DEFAULT_SEGMENTER_MODEL)
     assert manifest.kind == "baseline-segmenter"
@@ -113,7 +125,7 @@ def test_the_bundled_segmenter_manifest():
     assert (manifest.model_path.parent / "LICENSE").read_text(encoding="utf-8").lstrip().startswith("Apache License")
 
 
-@pytest.mark.slow  # ~10 min on 2 cores: the network runs on 35 pages at 1800 rows
+@pytest.mark.slow  # ~3 min on 2 cores: the network runs on 35 pages at 1800 rows
 def test_real_pages_learned(shared_data):
     """The 35 real pages segmented along the bundled network's baselines (see bench/segmentation_eval.py)."""
     import sys
