@@ -17,7 +17,8 @@ the scan's pixels (``geometry.to_source``, the ground truth's space) and compare
 
     python bench/segmentation_eval.py --data ../shared/data --json /tmp/segmentation.json
     python bench/segmentation_eval.py --draw /tmp/seg   # PNGs with found (green) and true (red) boxes
-    python bench/segmentation_eval.py --segmenter learned   # along the bundled kraken-blla's baselines
+    python bench/segmentation_eval.py --segmenter learned   # along the bundled kraken-blla-int8's baselines
+    python bench/segmentation_eval.py --segmenter learned --segmenter-model kraken-blla   # the float network
 """
 
 from __future__ import annotations
@@ -117,20 +118,20 @@ def draw(path: Path, image: np.ndarray, truth: list[Box], lines: list[SegmentedL
 
 
 def evaluate(data: Path, draw_dir: Path | None = None, segmenter: str = "classical", threads: int = 0,
-             height: int | None = None) -> dict:
+             height: int | None = None, segmenter_model: str | None = None) -> dict:
     """Per-page results and the summary over all pages under ``data/pages``.
 
-    ``segmenter='learned'`` segments along the baselines of the bundled ``kraken-blla``
-    network (its time counts in ``segment_s``), run on pages scaled down to ``height`` rows
-    (default: the model's, 1800 for the bundled one).
+    ``segmenter='learned'`` segments along the baselines of ``segmenter_model`` (by default
+    the bundled ``kraken-blla-int8``; its time counts in ``segment_s``), run on pages scaled
+    down to ``height`` rows (default: the model's, 1800 for the bundled ones).
     """
     detector = None
     if segmenter == "learned":
         from sparkhtr.core.baselines import DEFAULT_SEGMENTER_MODEL, BaselineDetector
         from sparkhtr.registry import resolve_model
 
-        detector = BaselineDetector(resolve_model(DEFAULT_SEGMENTER_MODEL), device="cpu", threads=threads,
-                                    height=height)
+        detector = BaselineDetector(resolve_model(segmenter_model or DEFAULT_SEGMENTER_MODEL), device="cpu",
+                                    threads=threads, height=height)
     pages = []
     for jsonl in sorted((data / "pages").glob("*/pages.jsonl")):
         for raw in jsonl.read_text(encoding="utf-8").splitlines():
@@ -197,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=0, help="onnxruntime threads for --segmenter learned (0 = all)")
     p.add_argument("--height", type=int, default=None,
                    help="analysis height for --segmenter learned (default: the model's, 1800)")
+    p.add_argument("--segmenter-model", default=None,
+                   help="baseline-segmenter model for --segmenter learned (default: kraken-blla-int8)")
     args = p.parse_args(argv)
     data = Path(args.data)
     if not (data / "pages").is_dir():
@@ -205,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     draw_dir = Path(args.draw) if args.draw else None
     if draw_dir is not None:
         draw_dir.mkdir(parents=True, exist_ok=True)
-    result = evaluate(data, draw_dir, args.segmenter, args.threads, args.height)
+    result = evaluate(data, draw_dir, args.segmenter, args.threads, args.height, args.segmenter_model)
     print(f"{'page':58} {'gt':>4} {'found':>5} {'rel':>7} {'in reg':>6} {'recall':>6} {'prec':>6} {'seg s':>6}")
     for r in result["pages"]:
         name = f"{r['dataset']}/{r['image']}"[-58:]

@@ -1,7 +1,9 @@
 """A learned baseline detector: page → map of baseline probabilities, for the segmenter's tracks.
 
 The bundled ``kraken-blla`` model is kraken's default page segmentation network
-(Apache-2.0), converted to ONNX by ``models/training/convert_kraken_blla.py``. It sees
+(Apache-2.0), converted to ONNX by ``models/training/convert_kraken_blla.py``;
+``kraken-blla-int8``, the default, is the same network with int8 convolutions
+(``models/training/quantize_segmenter.py``): half the time on CPU, the same lines. It sees
 the whole page and answers where baselines run, so printed forms' stamps, seals and
 flourishes that the classical segmenter mistakes for writing raise no line, and lines
 that touch each other stay apart. :func:`sparkhtr.core.segment.segment_lines` takes the
@@ -9,7 +11,7 @@ map (``baselines=``) and builds the lines, their outlines and crops from the pag
 it does for its own tracks.
 
 >>> from sparkhtr.registry import resolve_model
->>> detector = BaselineDetector(resolve_model("kraken-blla"), device="cpu", threads=1)  # doctest: +SKIP
+>>> detector = BaselineDetector(resolve_model(DEFAULT_SEGMENTER_MODEL), device="cpu", threads=1)  # doctest: +SKIP
 >>> probabilities = detector.baseline_map(gray_page)  # doctest: +SKIP
 """
 
@@ -22,7 +24,7 @@ from sparkhtr.core.recognize import get_session
 from sparkhtr.errors import ModelError, SegmentationError
 from sparkhtr.registry import ModelManifest, verify_model
 
-DEFAULT_SEGMENTER_MODEL = "kraken-blla"
+DEFAULT_SEGMENTER_MODEL = "kraken-blla-int8"
 
 
 class BaselineDetector:

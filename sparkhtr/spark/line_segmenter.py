@@ -77,7 +77,8 @@ class LineSegmenter(ArrowTransformer, HasInputCol, HasOutputCol):
 
     ``method='classical'`` binarises the page and separates lines and columns (see
     :mod:`sparkhtr.core.segment`); ``method='learned'`` does the same along the baselines
-    that ``segmenterModel`` (a ``baseline-segmenter``, bundled ``kraken-blla`` by default)
+    that ``segmenterModel`` (a ``baseline-segmenter``; by default the bundled ``kraken-blla-int8``, on GPU
+    executors better the float ``kraken-blla``)
     finds, on ``device`` (see :mod:`sparkhtr.core.baselines`); ``method='whole'`` treats
     each image as one line (inputs that are already line images). Output: ``lines`` (array of
     ``{line, bbox, polygon, baseline, crop, text, confidence}``, text still empty),

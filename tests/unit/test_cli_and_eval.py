@@ -17,7 +17,8 @@ def test_models_lists_the_bundled_default(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "sparkhtr-latin-crnn@" in out and "(default)" in out
-    assert "kraken-blla@" in out and "baseline-segmenter" in out and "(--segmenter learned)" in out
+    assert "kraken-blla-int8@" in out and "baseline-segmenter" in out and "(--segmenter learned)" in out
+    assert "kraken-blla@" in out
 
 
 def test_parser_knows_every_command():
