@@ -13,8 +13,8 @@
 2. The time split across stages, measured in one process on the same pages with the
    same core functions (decode, preprocess, segment, recognise).
 
-    python bench/real_pages.py --data ../shared/data --json bench/results/real_pages.json
-    python bench/real_pages.py --segmenter learned --json bench/results/real_pages_learned.json
+    python bench/real_pages.py --data ../shared/data --json bench/results/real_pages_learned.json  # the default
+    python bench/real_pages.py --segmenter classical --json bench/results/real_pages.json
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from segmentation_eval import annotated_region, inside, polygon_box
 
 from sparkhtr.core.alphabet import Alphabet
+from sparkhtr.core.baselines import DEFAULT_SEGMENTER
 from sparkhtr.core.decode import iter_pages
 from sparkhtr.core.metrics import cer, order_free_edit_counts
 from sparkhtr.core.preprocess import preprocess_page
@@ -52,7 +53,7 @@ def ground_truth(pages_dir: Path) -> dict[str, tuple[str, list[str], list[tuple[
     return truth
 
 
-def spark_run(pages_dir: Path, out: Path, model: str | None, decoder: str, segmenter: str = "classical") -> dict:
+def spark_run(pages_dir: Path, out: Path, model: str | None, decoder: str, segmenter: str = DEFAULT_SEGMENTER) -> dict:
     from sparkhtr.io.delta import read_delta
     from sparkhtr.runner import recognize_to_tables
     from sparkhtr.spark.session import get_or_create_session
@@ -67,7 +68,7 @@ def spark_run(pages_dir: Path, out: Path, model: str | None, decoder: str, segme
 
 
 def stage_split(pages_dir: Path, model: str | None, threads: int, decoder: str,
-                segmenter: str = "classical") -> dict[str, float]:
+                segmenter: str = DEFAULT_SEGMENTER) -> dict[str, float]:
     recognizer = LineRecognizer(resolve_model(model), device="cpu", threads=threads, decoder=decoder)
     detector = None
     if segmenter == "learned":
@@ -100,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="tables folder (default: a temporary one)")
     p.add_argument("--decoder", default=DEFAULT_DECODER, choices=DECODERS)
     p.add_argument("--json", default=None)
-    p.add_argument("--segmenter", default="classical", choices=["classical", "learned"])
+    p.add_argument("--segmenter", default=DEFAULT_SEGMENTER, choices=["learned", "classical"],
+                   help=f"default: {DEFAULT_SEGMENTER}, the pipeline's")
     args = p.parse_args(argv)
     pages_dir = Path(args.data) / "pages"
     if not pages_dir.is_dir():

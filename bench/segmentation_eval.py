@@ -17,8 +17,8 @@ the scan's pixels (``geometry.to_source``, the ground truth's space) and compare
 
     python bench/segmentation_eval.py --data ../shared/data --json /tmp/segmentation.json
     python bench/segmentation_eval.py --draw /tmp/seg   # PNGs with found (green) and true (red) boxes
-    python bench/segmentation_eval.py --segmenter learned   # along the bundled kraken-blla-int8's baselines
-    python bench/segmentation_eval.py --segmenter learned --segmenter-model kraken-blla   # the float network
+    python bench/segmentation_eval.py --segmenter classical   # lines from the ink alone
+    python bench/segmentation_eval.py --segmenter-model kraken-blla   # the float network (default: kraken-blla-int8)
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sparkhtr.core.baselines import DEFAULT_SEGMENTER
 from sparkhtr.core.decode import iter_pages
 from sparkhtr.core.geometry import to_source
 from sparkhtr.core.preprocess import preprocess_page
@@ -117,7 +118,7 @@ def draw(path: Path, image: np.ndarray, truth: list[Box], lines: list[SegmentedL
     cv2.imwrite(str(path), cv2.resize(canvas, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA))
 
 
-def evaluate(data: Path, draw_dir: Path | None = None, segmenter: str = "classical", threads: int = 0,
+def evaluate(data: Path, draw_dir: Path | None = None, segmenter: str = DEFAULT_SEGMENTER, threads: int = 0,
              height: int | None = None, segmenter_model: str | None = None) -> dict:
     """Per-page results and the summary over all pages under ``data/pages``.
 
@@ -194,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="shared data folder holding pages/<dataset>/pages.jsonl (default: $SPARKHTR_DATA)")
     p.add_argument("--json", default=None, help="write per-page results and the summary here")
     p.add_argument("--draw", default=None, help="folder for PNGs with true and found lines drawn")
-    p.add_argument("--segmenter", default="classical", choices=["classical", "learned"])
+    p.add_argument("--segmenter", default=DEFAULT_SEGMENTER, choices=["learned", "classical"],
+                   help=f"default: {DEFAULT_SEGMENTER}, the pipeline's")
     p.add_argument("--threads", type=int, default=0, help="onnxruntime threads for --segmenter learned (0 = all)")
     p.add_argument("--height", type=int, default=None,
                    help="analysis height for --segmenter learned (default: the model's, 1800)")

@@ -20,6 +20,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from sparkhtr import __version__
+from sparkhtr.core.baselines import DEFAULT_SEGMENTER
 from sparkhtr.core.recognize import DEFAULT_DECODER, recognizer_ref
 from sparkhtr.errors import ConfigError
 from sparkhtr.io.delta import read_delta, replace_groups, table_exists
@@ -119,7 +120,7 @@ def _count_progress(df: DataFrame) -> tuple[DataFrame, list[Accumulator[int]]]:
 
 
 def default_pipeline(*, model: str | None = None, device: str = "auto", pdf_dpi: int = 200,
-                     decoder: str = DEFAULT_DECODER, segmenter: str = "classical") -> PipelineModel:
+                     decoder: str = DEFAULT_DECODER, segmenter: str = DEFAULT_SEGMENTER) -> PipelineModel:
     """The default pipeline as a fitted model (every stage is a Transformer: nothing to fit)."""
     from sparkhtr.registry import DEFAULT_MODEL
 
@@ -178,13 +179,13 @@ def recognize_to_tables(spark: SparkSession, inputs: Sequence[str], out_dir: str
                         device: str = "auto", glob: str | None = None, pdf_dpi: int = 200,
                         progress: ProgressCallback | None = None, reprocess: bool = False,
                         retry_errors: bool = False, files_per_commit: int = 1000,
-                        decoder: str = DEFAULT_DECODER, segmenter: str = "classical") -> RunSummary:
+                        decoder: str = DEFAULT_DECODER, segmenter: str = DEFAULT_SEGMENTER) -> RunSummary:
     """Recognise the new and changed files under ``inputs`` into ``out_dir/{pages,lines,runs}``; rerun-safe.
 
     Files already in ``pages`` are skipped before anything is decoded
     (:mod:`sparkhtr.spark.incremental`); ``reprocess`` also redoes files recognised by
-    another model version or segmented another way (``segmenter``: ``classical`` or
-    ``learned``), ``retry_errors`` files recorded with errors. Files are
+    another model version or segmented another way (``segmenter``: ``learned``, the
+    default, or ``classical``), ``retry_errors`` files recorded with errors. Files are
     committed ``files_per_commit`` at a time, each batch's rows replacing any earlier
     rows of the same files, so a failed run loses at most its current batch and a
     rerun finishes the job without duplicates. The run's row in ``runs`` says

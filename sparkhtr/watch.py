@@ -25,6 +25,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 from pyspark.sql.types import BinaryType, LongType, StringType, StructField, StructType, TimestampType
 
+from sparkhtr.core.baselines import DEFAULT_SEGMENTER
 from sparkhtr.core.recognize import DEFAULT_DECODER, recognizer_ref
 from sparkhtr.errors import ConfigError
 from sparkhtr.io.delta import read_delta, table_exists
@@ -75,7 +76,7 @@ def watch_to_tables(
     available_now: bool = False,
     glob: str | None = None,
     decoder: str = DEFAULT_DECODER,
-    segmenter: str = "classical",
+    segmenter: str = DEFAULT_SEGMENTER,
 ) -> StreamingQuery:
     """Start a streaming query that recognises every new file under ``input_path`` into ``out_dir``.
 

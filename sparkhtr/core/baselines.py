@@ -21,10 +21,16 @@ import cv2
 import numpy as np
 
 from sparkhtr.core.recognize import get_session
+from sparkhtr.core.segment import MIN_PAGE_SIDE, SegmenterConfig, segment_lines
+from sparkhtr.core.types import SegmentedLine
 from sparkhtr.errors import ModelError, SegmentationError
 from sparkhtr.registry import ModelManifest, verify_model
 
 DEFAULT_SEGMENTER_MODEL = "kraken-blla-int8"
+# the default segmentation method of LineSegmenter, the pipeline and the CLI: along this
+# network's baselines ("classical": the page's ink alone, ten times faster, less accurate)
+DEFAULT_SEGMENTER = "learned"
+MAX_ASPECT = 2.0  # the network sees at most this many times its analysis height in width
 
 
 class BaselineDetector:
@@ -54,13 +60,19 @@ class BaselineDetector:
         self.input_name = self.session.get_inputs()[0].name
 
     def network_input(self, gray: np.ndarray) -> np.ndarray:
-        """The ``(1, channels, H, W)`` float32 tensor for a grayscale page (``H`` at most ``input_height``)."""
+        """The ``(1, channels, H, W)`` float32 tensor for a grayscale page (``H`` at most ``input_height``).
+
+        A page wider than twice the analysis height (a scroll, a strip) is scaled down to
+        that width too, which bounds the network's memory (its activations grow with the area).
+        """
         if not isinstance(gray, np.ndarray) or gray.dtype != np.uint8 or gray.ndim != 2 or min(gray.shape) < 8:
             raise SegmentationError(f"expected a 2-D uint8 grayscale page, got {getattr(gray, 'shape', type(gray))}")
         h, w = gray.shape
         scaled = gray
-        if h > self.height:
-            scaled = cv2.resize(gray, (max(8, round(w * self.height / h)), self.height), interpolation=cv2.INTER_AREA)
+        scale = min(self.height / h, MAX_ASPECT * self.height / w)
+        if scale < 1.0:
+            size = (max(8, round(w * scale)), max(8, round(h * scale)))
+            scaled = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
         ink = 1.0 - scaled.astype(np.float32) / 255.0
         return np.repeat(ink[None, None], self.manifest.input_channels, axis=1)
 
@@ -72,3 +84,18 @@ class BaselineDetector:
         """
         outputs = self.session.run(None, {self.input_name: self.network_input(gray)})[0]
         return np.ascontiguousarray(outputs[0, self.channel], dtype=np.float32)
+
+    def segment(self, gray: np.ndarray, config: SegmenterConfig | None = None) -> list[SegmentedLine]:
+        """The page's lines along this network's baselines (:func:`segment_lines` with its map).
+
+        A page too small to hold writing (under 8 pixels a side: a one-pixel image, a
+        degenerate PDF page) has no lines, as for the classical segmenter, and is not
+        given to the network, which cannot take it.
+
+        >>> detector.segment(np.full((3, 60000), 255, np.uint8))  # doctest: +SKIP
+        []
+        """
+        config = config or SegmenterConfig()
+        if isinstance(gray, np.ndarray) and gray.ndim == 2 and min(gray.shape) < MIN_PAGE_SIDE:
+            return segment_lines(gray, config)
+        return segment_lines(gray, config, baselines=self.baseline_map(gray))

@@ -39,9 +39,10 @@ Provider = str | tuple[str, dict[str, Any]]
 _sessions: dict[tuple[Any, ...], ort.InferenceSession] = {}
 _language_models: dict[str, CharNgramLM] = {}
 _lock = threading.Lock()
-# Counts real session creations in this process: the benchmarks read it to prove
-# that a worker loads the model once, not once per batch.
+# Counts real session creations in this process, in all and per model file: the benchmarks
+# and worker metrics read it to prove that a worker loads a model once, not once per batch.
 session_loads = 0
+session_loads_by_model: dict[str, int] = {}
 
 
 @dataclass(frozen=True)
@@ -325,6 +326,7 @@ def get_session(model_path: str, sha256: str, device: str = "auto", threads: int
             _check_cuda(session, device)
         _sessions[key] = session
         session_loads += 1
+        session_loads_by_model[model_path] = session_loads_by_model.get(model_path, 0) + 1
         return session
 
 
@@ -389,10 +391,11 @@ class LineRecognizer:
             raise ModelError(f"{manifest.ref} is a {manifest.kind!r}, not a ctc-line-recognizer")
         path = verify_model(manifest) if verify else manifest.model_path
         self.manifest = manifest
+        self.model_path = str(path)  # the key of session_loads_by_model
         self.alphabet = Alphabet(manifest.alphabet)
         self.precision = resolve_precision(precision, device)
         self.gpu_id = gpu_id
-        self.session = get_session(str(path), manifest.sha256, device, threads, gpu_id, precision,
+        self.session = get_session(self.model_path, manifest.sha256, device, threads, gpu_id, precision,
                                    spinning=decoder == "greedy")
         # where the session really runs ("auto" on a CUDA build without a working GPU runs on CPU)
         self.device = "cuda" if self.session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"

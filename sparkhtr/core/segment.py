@@ -50,7 +50,9 @@ from sparkhtr.core.lines import frame_rows, resize_to_height
 from sparkhtr.core.types import BBox, Point, SegmentedLine
 from sparkhtr.errors import SegmentationError
 
-__all__ = ["SegmenterConfig", "segment_lines", "segment_whole_image"]
+__all__ = ["MIN_PAGE_SIDE", "SegmenterConfig", "segment_lines", "segment_whole_image"]
+
+MIN_PAGE_SIDE = 8  # a page narrower or lower than this many pixels holds no writing: no lines
 
 
 @dataclass(frozen=True)
@@ -1167,7 +1169,7 @@ def segment_lines(gray: np.ndarray, config: SegmenterConfig = SegmenterConfig(),
     """
     gray = _require_gray(gray)
     h_full, w_full = gray.shape
-    if min(h_full, w_full) < 8:
+    if min(h_full, w_full) < MIN_PAGE_SIDE:
         return []
     scale = min(1.0, config.max_side / max(h_full, w_full))
     work = gray if scale == 1.0 else cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)

@@ -10,6 +10,7 @@ from pyspark.ml import Pipeline
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from sparkhtr.core.baselines import DEFAULT_SEGMENTER
 from sparkhtr.core.recognize import DEFAULT_DECODER
 from sparkhtr.registry import DEFAULT_MODEL
 from sparkhtr.spark.binary_to_image import BinaryToImage
@@ -21,12 +22,12 @@ from sparkhtr.spark.schemas import LINES_TABLE, PAGES_TABLE
 
 def build_pipeline(*, model: str = DEFAULT_MODEL, device: str = "auto", lines_mode: bool = False,
                    pdf_dpi: int = 200, deskew: bool = True, decoder: str = DEFAULT_DECODER,
-                   segmenter: str = "classical") -> Pipeline:
+                   segmenter: str = DEFAULT_SEGMENTER) -> Pipeline:
     """``BinaryToImage → ImagePreprocessor → LineSegmenter → HandwrittenTextRecognizer``.
 
     ``lines_mode`` is for inputs where each image is one text line: no deskew, no
-    segmentation (the whole image is the line). ``segmenter``: ``classical`` or ``learned``
-    (see :class:`~sparkhtr.spark.line_segmenter.LineSegmenter`).
+    segmentation (the whole image is the line). ``segmenter``: ``learned`` (default) or
+    ``classical`` (see :class:`~sparkhtr.spark.line_segmenter.LineSegmenter`).
     """
     stages = [
         BinaryToImage(pdfDpi=pdf_dpi),

@@ -239,7 +239,8 @@ class HandwrittenTextRecognizer(ArrowTransformer, HasInputCol, HasOutputCol):
         return self._set(model=value, modelSha256="")
 
     def workerMetrics(self) -> dict[int, dict[str, Any]]:
-        """Per Python worker process (by pid) of the last transform's jobs so far: ``session_loads``,
+        """Per Python worker process (by pid) of the last transform's jobs so far: ``session_loads`` (of this
+        stage's model: other stages' networks, such as the learned segmenter's, are not counted),
         ``arrow_batches``, ``batches`` (inference), ``lines``, ``udf_seconds``, ``infer_seconds``,
         ``threads``, ``gpu_id``, ``device``, ``precision``. Empty before a job ran, or on Spark Connect
         (no accumulators there)."""
@@ -352,7 +353,8 @@ class HandwrittenTextRecognizer(ArrowTransformer, HasInputCol, HasOutputCol):
             if metrics is not None:
                 stats = recognizer.stats
                 metrics.add({os.getpid(): {
-                    "session_loads": core.session_loads, "arrow_batches": 1, "lines": len(crops),
+                    "session_loads": core.session_loads_by_model.get(recognizer.model_path, 0),
+                    "arrow_batches": 1, "lines": len(crops),
                     "batches": stats.batches - before[0], "infer_seconds": stats.infer_seconds - before[1],
                     "prepare_seconds": stats.prepare_seconds - before[2],
                     "udf_seconds": time.perf_counter() - started, "threads": recognizer.session.get_session_options()

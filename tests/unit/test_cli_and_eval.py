@@ -25,8 +25,8 @@ def test_parser_knows_every_command():
     parser = build_parser()
     args = parser.parse_args(["recognize", "a", "b", "--out", "o", "--device", "cpu"])
     assert args.inputs == ["a", "b"] and args.device == "cpu" and not args.lines
-    assert args.segmenter == "classical"
-    assert parser.parse_args(["recognize", "a", "--out", "o", "--segmenter", "learned"]).segmenter == "learned"
+    assert args.segmenter == "learned"
+    assert parser.parse_args(["recognize", "a", "--out", "o", "--segmenter", "classical"]).segmenter == "classical"
     assert parser.parse_args(["sql", "--tables", "t", "SELECT 1"]).query == "SELECT 1"
     with pytest.raises(SystemExit):
         parser.parse_args(["recognize", "a", "--out", "o", "--device", "tpu"])
