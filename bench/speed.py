@@ -51,6 +51,7 @@ from typing import Any
 
 import numpy as np
 
+from sparkhtr.core.baselines import DEFAULT_SEGMENTER
 from sparkhtr.core.recognize import DECODERS, BatchPolicy, LineRecognizer, RecognizerStats
 from sparkhtr.perf import MemorySampler, arrow_column_bytes, markdown_table, window_peaks
 from sparkhtr.registry import resolve_model
@@ -110,6 +111,7 @@ def load_lines(data: Path, per_dataset: int | None, fonts: Path, generated: int 
 
 DEVICE = ["cpu"]  # --device: cpu here; cuda on a GPU node (not measured in this project yet)
 DECODER = ["auto"]  # --decoder: every section recognises with it (raw and Spark alike)
+SEGMENTER = [DEFAULT_SEGMENTER]  # --segmenter: the page sections segment with it
 
 
 def time_raw(crops: list[np.ndarray], threads: int, policy: BatchPolicy, repeats: int = 1) -> dict[str, Any]:
@@ -339,9 +341,10 @@ def section_e2e(spark: Any, data: Path, n_generated: int) -> dict[str, Any]:
     if not pages_dir.is_dir():
         pages_dir, glob = generated_pages(tmp / "generated", n_generated), None
     # twice: the first run also starts the Python workers of the chained stages (about 5 per task)
-    first = recognize_to_tables(spark, [str(pages_dir)], str(tmp / "pipelined-1"), glob=glob, decoder=DECODER[0])
+    first = recognize_to_tables(spark, [str(pages_dir)], str(tmp / "pipelined-1"), glob=glob, decoder=DECODER[0],
+                                segmenter=SEGMENTER[0])
     summary = recognize_to_tables(spark, [str(pages_dir)], str(tmp / "pipelined-2"), glob=glob,
-                                  decoder=DECODER[0])
+                                  decoder=DECODER[0], segmenter=SEGMENTER[0])
     print(f"  end to end: {summary.pages} pages, {summary.lines} lines in {summary.seconds:.1f} s: "
           f"{summary.pages_per_minute:.1f} pages/min (first run {first.pages_per_minute:.1f})", flush=True)
 
@@ -350,7 +353,8 @@ def section_e2e(spark: Any, data: Path, n_generated: int) -> dict[str, Any]:
     # time being the difference between consecutive jobs. Every job ends in one Arrow pass that
     # counts the bytes the next stage would receive. Then the write, from the cached result.
     files = read_binary_files(spark, [str(pages_dir)], glob)
-    stages = [("decode", BinaryToImage()), ("preprocess", ImagePreprocessor()), ("segment", LineSegmenter()),
+    stages = [("decode", BinaryToImage()), ("preprocess", ImagePreprocessor()),
+              ("segment", LineSegmenter(method=SEGMENTER[0])),
               ("recognize", HandwrittenTextRecognizer.pretrained(decoder=DECODER[0]))]
     cumulative: dict[str, float] = {}
     sizes: dict[str, dict[str, int]] = {}
@@ -456,7 +460,7 @@ def section_memory(n_small: int, n_large: int) -> dict[str, Any]:
     for name, folder, n in (("small", small, n_small), ("large", large, n_large)):
         start = sampler.elapsed()
         summary = recognize_to_tables(spark, [str(folder)], str(tmp / f"out-{name}"), progress=progress,
-                                      decoder=DECODER[0])
+                                      decoder=DECODER[0], segmenter=SEGMENTER[0])
         end = sampler.elapsed()
         window = [s for s in sampler.samples if start <= s[0] <= end]
         runs[name] = {"pages": summary.pages, "lines": summary.lines, "seconds": summary.seconds,
@@ -558,6 +562,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--decoder", default="auto", choices=DECODERS,
                    help="CTC decoder of every section (auto: beam search with the bundled LM)")
+    p.add_argument("--segmenter", default=DEFAULT_SEGMENTER, choices=["learned", "classical"],
+                   help="segmenter of the page sections (the README's speed rows until session 19: classical)")
     p.add_argument("--conf", action="append", default=[], help="extra Spark conf key=value (before/after runs)")
     p.add_argument("--json", default=None)
     p.add_argument("--md", default=None)
@@ -565,9 +571,11 @@ def main(argv: list[str] | None = None) -> int:
     sections = [s for s in args.sections.split(",") if s]
     DEVICE[0] = args.device
     DECODER[0] = args.decoder
+    SEGMENTER[0] = args.segmenter
     data = Path(args.data)
     conf = dict(item.split("=", 1) for item in args.conf)
-    report: dict[str, Any] = {"cores": os.cpu_count(), "device": args.device, "decoder": args.decoder, "conf": conf,
+    report: dict[str, Any] = {"cores": os.cpu_count(), "device": args.device, "decoder": args.decoder,
+                              "segmenter": args.segmenter, "conf": conf,
                               "command": "python " + " ".join(sys.argv)}
     n_small, n_large = (int(x) for x in args.memory_pages.split(","))
 
