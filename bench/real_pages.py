@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from segmentation_eval import annotated_region, inside, polygon_box
 
 from sparkhtr.core.alphabet import Alphabet
-from sparkhtr.core.baselines import DEFAULT_SEGMENTER
+from sparkhtr.core.baselines import DEFAULT_SEGMENTER, SEGMENTERS
 from sparkhtr.core.decode import iter_pages
 from sparkhtr.core.metrics import cer, order_free_edit_counts
 from sparkhtr.core.preprocess import preprocess_page
@@ -86,7 +86,7 @@ def stage_split(pages_dir: Path, model: str | None, threads: int, decoder: str,
             pre = preprocess_page(page.image)
             seconds["preprocess"] += time.perf_counter() - t
             t = time.perf_counter()
-            lines = segment_lines(pre.image, baselines=detector.baseline_map(pre.image) if detector else None)
+            lines = detector.segment(pre.image) if detector else segment_lines(pre.image)
             seconds["segment"] += time.perf_counter() - t
             t = time.perf_counter()
             recognizer.recognize([line.crop for line in lines])
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="tables folder (default: a temporary one)")
     p.add_argument("--decoder", default=DEFAULT_DECODER, choices=DECODERS)
     p.add_argument("--json", default=None)
-    p.add_argument("--segmenter", default=DEFAULT_SEGMENTER, choices=["learned", "classical"],
+    p.add_argument("--segmenter", default=DEFAULT_SEGMENTER, choices=SEGMENTERS,
                    help=f"default: {DEFAULT_SEGMENTER}, the pipeline's")
     args = p.parse_args(argv)
     pages_dir = Path(args.data) / "pages"

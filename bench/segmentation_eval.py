@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sparkhtr.core.baselines import DEFAULT_SEGMENTER
+from sparkhtr.core.baselines import DEFAULT_SEGMENTER, SEGMENTERS
 from sparkhtr.core.decode import iter_pages
 from sparkhtr.core.geometry import to_source
 from sparkhtr.core.preprocess import preprocess_page
@@ -142,7 +142,7 @@ def evaluate(data: Path, draw_dir: Path | None = None, segmenter: str = DEFAULT_
             t1 = time.perf_counter()
             pre = preprocess_page(page.image)
             t2 = time.perf_counter()
-            lines = segment_lines(pre.image, baselines=detector.baseline_map(pre.image) if detector else None)
+            lines = detector.segment(pre.image) if detector else segment_lines(pre.image)
             t3 = time.perf_counter()
             src_h, src_w = page.image.shape[:2]
             pre_h, pre_w = pre.image.shape
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="shared data folder holding pages/<dataset>/pages.jsonl (default: $SPARKHTR_DATA)")
     p.add_argument("--json", default=None, help="write per-page results and the summary here")
     p.add_argument("--draw", default=None, help="folder for PNGs with true and found lines drawn")
-    p.add_argument("--segmenter", default=DEFAULT_SEGMENTER, choices=["learned", "classical"],
+    p.add_argument("--segmenter", default=DEFAULT_SEGMENTER, choices=SEGMENTERS,
                    help=f"default: {DEFAULT_SEGMENTER}, the pipeline's")
     p.add_argument("--threads", type=int, default=0, help="onnxruntime threads for --segmenter learned (0 = all)")
     p.add_argument("--height", type=int, default=None,

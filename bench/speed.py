@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from sparkhtr.core.baselines import DEFAULT_SEGMENTER
+from sparkhtr.core.baselines import DEFAULT_SEGMENTER, SEGMENTERS
 from sparkhtr.core.recognize import DECODERS, BatchPolicy, LineRecognizer, RecognizerStats
 from sparkhtr.perf import MemorySampler, arrow_column_bytes, markdown_table, window_peaks
 from sparkhtr.registry import resolve_model
@@ -562,7 +562,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--decoder", default="auto", choices=DECODERS,
                    help="CTC decoder of every section (auto: beam search with the bundled LM)")
-    p.add_argument("--segmenter", default=DEFAULT_SEGMENTER, choices=["learned", "classical"],
+    p.add_argument("--segmenter", default=DEFAULT_SEGMENTER, choices=SEGMENTERS,
                    help="segmenter of the page sections (the README's speed rows until session 19: classical)")
     p.add_argument("--conf", action="append", default=[], help="extra Spark conf key=value (before/after runs)")
     p.add_argument("--json", default=None)

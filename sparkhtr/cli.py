@@ -38,9 +38,9 @@ def _add_decoder_option(p: argparse.ArgumentParser) -> None:
 
 
 def _add_segmenter_option(p: argparse.ArgumentParser) -> None:
-    from sparkhtr.core.baselines import DEFAULT_SEGMENTER
+    from sparkhtr.core.baselines import DEFAULT_SEGMENTER, SEGMENTERS
 
-    p.add_argument("--segmenter", default=DEFAULT_SEGMENTER, choices=["learned", "classical"],
+    p.add_argument("--segmenter", default=DEFAULT_SEGMENTER, choices=SEGMENTERS,
                    help="learned (default): along the baselines the bundled kraken-blla-int8 network finds "
                         "(fewer stamps and printed headers taken for lines, lower page CER; ~2 s a page on 2 CPU "
                         "cores); classical: lines from the page's ink alone (~0.2 s a page)")

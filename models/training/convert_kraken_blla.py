@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="model folder to write")
     parser.add_argument("--height", type=int, default=1800,
                         help="pages taller than this are scaled down to it (kraken's own scale, 1800 rows; "
-                             "1200 is ~2.3x faster and finds line counts within 10 %% on 19 instead of 22 of "
+                             "1200 is ~2x faster and finds line counts within 10 %% on 19 instead of 22 of "
                              "the 35 real pages)")
     args = parser.parse_args(argv)
 

@@ -112,7 +112,6 @@ def main(argv: list[str] | None = None) -> int:
         "parity_max_abs_diff": worst,
         "parity_mean_abs_diff": float(np.mean(means)),
     })
-    manifest.pop("parity_note", None)
     (args.out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",
                                             encoding="utf-8")
     shutil.copyfile(args.model / "LICENSE", args.out / "LICENSE")

@@ -30,6 +30,7 @@ DEFAULT_SEGMENTER_MODEL = "kraken-blla-int8"
 # the default segmentation method of LineSegmenter, the pipeline and the CLI: along this
 # network's baselines ("classical": the page's ink alone, ten times faster, less accurate)
 DEFAULT_SEGMENTER = "learned"
+SEGMENTERS = ("learned", "classical")  # the methods a page pipeline (CLI, runner, benches) may choose
 MAX_ASPECT = 2.0  # the network sees at most this many times its analysis height in width
 
 
@@ -65,13 +66,14 @@ class BaselineDetector:
         A page wider than twice the analysis height (a scroll, a strip) is scaled down to
         that width too, which bounds the network's memory (its activations grow with the area).
         """
-        if not isinstance(gray, np.ndarray) or gray.dtype != np.uint8 or gray.ndim != 2 or min(gray.shape) < 8:
+        if (not isinstance(gray, np.ndarray) or gray.dtype != np.uint8 or gray.ndim != 2
+                or min(gray.shape) < MIN_PAGE_SIDE):
             raise SegmentationError(f"expected a 2-D uint8 grayscale page, got {getattr(gray, 'shape', type(gray))}")
         h, w = gray.shape
         scaled = gray
         scale = min(self.height / h, MAX_ASPECT * self.height / w)
         if scale < 1.0:
-            size = (max(8, round(w * scale)), max(8, round(h * scale)))
+            size = (max(MIN_PAGE_SIDE, round(w * scale)), max(MIN_PAGE_SIDE, round(h * scale)))
             scaled = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
         ink = 1.0 - scaled.astype(np.float32) / 255.0
         return np.repeat(ink[None, None], self.manifest.input_channels, axis=1)
