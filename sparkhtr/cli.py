@@ -166,6 +166,14 @@ def cmd_eval_lines(args: argparse.Namespace) -> int:
     for name, row in report["datasets"].items():
         print(f"{name:<12}{row['lines']:>7}{100 * row['cer']:>9.2f}{100 * row['wer']:>9.2f}")
     print(f"{report['lines_per_second']:.1f} lines/s ({args.threads or 'all'} threads), model {report['model']}")
+    if report["too_narrow"]:
+        # broken crops (a few pixels wide for a whole line's text): no CTC model can read them
+        narrow = ", ".join(f"{name} {row['lines']} ({row['characters']} characters)"
+                           for name, row in report["too_narrow"].items())
+        without = ", ".join(f"{name} {100 * row['cer']:.2f}"
+                            for name, row in report["datasets_without_too_narrow"].items())
+        print(f"lines narrower than their text needs (fewer model frames than CTC must emit): {narrow}; "
+              f"CER % without them: {without}")
     print("most confident lines kept: " + ", ".join(
         f"{100 * row['share']:.0f} % (confidence ≥ {row['min_confidence']:.3f}) CER {100 * row['cer']:.2f} %"
         for row in report["confidence_coverage"]))

@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from sparkhtr.core.alphabet import Alphabet
+from sparkhtr.core.ctc import frames_needed
 from sparkhtr.core.metrics import cer, edit_counts, order_free_edit_counts, wer
 from sparkhtr.core.recognize import LineRecognizer
 from sparkhtr.core.types import BBox
@@ -87,6 +88,12 @@ def evaluate_parquets(recognizer: LineRecognizer, files: Sequence[Path], limit: 
     With ``keep_lines`` the report also holds ``lines``: one record per line (dataset,
     index in its file, reference, text, confidence, CER), for error analysis.
 
+    A line whose image is too narrow for its text (fewer output frames than CTC needs to
+    emit the reference, a broken crop) cannot be read by any CTC model: such lines count
+    in ``datasets`` like any other, and are listed apart in ``too_narrow`` (lines and
+    reference characters per dataset) with ``datasets_without_too_narrow``, the same
+    scores without them.
+
     Example::
 
         report = evaluate_parquets(LineRecognizer(resolve_model(None)), [Path("val/hooker.parquet")])
@@ -97,6 +104,7 @@ def evaluate_parquets(recognizer: LineRecognizer, files: Sequence[Path], limit: 
     hyps: list[str] = []
     confidences: list[float] = []
     groups: list[str] = []
+    readable: list[bool] = []
     dropped: dict[str, int] = {}
     seconds = 0.0
     for path in files:
@@ -106,7 +114,10 @@ def evaluate_parquets(recognizer: LineRecognizer, files: Sequence[Path], limit: 
         seconds += time.perf_counter() - start
         for char, count in alphabet.dropped(texts).items():
             dropped[char] = dropped.get(char, 0) + count
-        refs.extend(alphabet.normalize(t) for t in texts)
+        normalized = [alphabet.normalize(t) for t in texts]
+        refs.extend(normalized)
+        readable.extend(recognizer.frames(image.shape) >= frames_needed(ref)
+                        for image, ref in zip(images, normalized, strict=True))
         hyps.extend(r.text for r in results)
         confidences.extend(r.confidence for r in results)
         groups.extend([Path(path).stem] * len(texts))
@@ -117,10 +128,31 @@ def evaluate_parquets(recognizer: LineRecognizer, files: Sequence[Path], limit: 
         "lines_per_second": len(refs) / seconds if seconds else 0.0,
         "seconds": seconds,
         "dropped_reference_characters": dropped,
+        "too_narrow": too_narrow_lines(refs, groups, readable),
     }
+    if not all(readable):
+        keep = [i for i, ok in enumerate(readable) if ok]
+        report["datasets_without_too_narrow"] = evaluate_lines(
+            [refs[i] for i in keep], [hyps[i] for i in keep], [groups[i] for i in keep])
     if keep_lines:
         report["lines"] = line_records(refs, hyps, confidences, groups)
     return report
+
+
+def too_narrow_lines(references: Sequence[str], groups: Sequence[str], readable: Sequence[bool]
+                     ) -> dict[str, dict[str, int]]:
+    """Lines and reference characters per group of the lines that are not ``readable``.
+
+    >>> too_narrow_lines(["abc", "de"], ["g", "g"], [False, True])
+    {'g': {'lines': 1, 'characters': 3}}
+    """
+    out: dict[str, dict[str, int]] = {}
+    for ref, group, ok in zip(references, groups, readable, strict=True):
+        if not ok:
+            row = out.setdefault(group, {"lines": 0, "characters": 0})
+            row["lines"] += 1
+            row["characters"] += len(ref)
+    return out
 
 
 def line_records(references: Sequence[str], hypotheses: Sequence[str], confidences: Sequence[float],

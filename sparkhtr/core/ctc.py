@@ -13,12 +13,26 @@ long pauses do not inflate it).
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 
 import numpy as np
 
 from sparkhtr.core.alphabet import BLANK_INDEX
 from sparkhtr.core.lm import CharNgramLM
+
+
+def frames_needed(text: str) -> int:
+    """The fewest output frames CTC can emit ``text`` in: one per character, plus a blank
+    between each pair of equal neighbours (which would otherwise collapse into one).
+
+    A line whose image gives the model fewer frames than this cannot be transcribed
+    exactly by any CTC model, however good.
+
+    >>> frames_needed("ab"), frames_needed("aab"), frames_needed("")
+    (2, 4, 0)
+    """
+    return len(text) + sum(1 for a, b in itertools.pairwise(text) if a == b)
 
 
 def greedy_decode(log_probs: np.ndarray, lengths: np.ndarray) -> list[tuple[list[int], float]]:

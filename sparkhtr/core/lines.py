@@ -36,10 +36,19 @@ def resize_to_height(gray: np.ndarray, height: int, max_width: int | None = None
     if gray.ndim != 2:
         raise ValueError(f"expected a 2-D grayscale image, got shape {gray.shape}")
     h, w = gray.shape
-    new_w = max(MIN_LINE_WIDTH, round(w * height / max(h, 1)))
-    new_w = min(new_w, max_width if max_width is not None else MAX_LINE_ASPECT * height)
+    new_w = resized_width(h, w, height, max_width)
     interp = cv2.INTER_AREA if h > height else cv2.INTER_LINEAR
     return cv2.resize(gray, (new_w, height), interpolation=interp)
+
+
+def resized_width(h: int, w: int, height: int, max_width: int | None = None) -> int:
+    """The width :func:`resize_to_height` gives an ``h`` × ``w`` image, without resizing it.
+
+    >>> resized_width(64, 640, 32), resized_width(64, 5, 48)
+    (320, 8)
+    """
+    new_w = max(MIN_LINE_WIDTH, round(w * height / max(h, 1)))
+    return min(new_w, max_width if max_width is not None else MAX_LINE_ASPECT * height)
 
 
 def frame_rows(image: np.ndarray, top: int, bottom: int, paper: int) -> np.ndarray:

@@ -26,7 +26,7 @@ import onnxruntime as ort
 
 from sparkhtr.core.alphabet import Alphabet
 from sparkhtr.core.ctc import beam_decode, greedy_decode
-from sparkhtr.core.lines import normalize_line
+from sparkhtr.core.lines import normalize_line, resized_width
 from sparkhtr.core.lm import CharNgramLM
 from sparkhtr.core.types import RecognizedLine
 from sparkhtr.errors import ConfigError, ModelError
@@ -418,6 +418,16 @@ class LineRecognizer:
     def prepare(self, crop: np.ndarray) -> np.ndarray:
         """Model input of one crop (see :func:`sparkhtr.core.lines.normalize_line`)."""
         return normalize_line(crop, self.manifest.input_height, self.policy.max_width)
+
+    def frames(self, crop_shape: tuple[int, ...]) -> int:
+        """Output frames the model gives a crop of this shape: one per ``width_stride`` columns
+        of its input (the crop resized to ``input_height``), the most characters it can emit.
+
+        >>> recognizer.frames((64, 640))  # doctest: +SKIP
+        120
+        """
+        width = resized_width(crop_shape[0], crop_shape[1], self.manifest.input_height, self.policy.max_width)
+        return -(-width // self.manifest.width_stride)
 
     def prepare_all(self, crops: Sequence[np.ndarray]) -> list[np.ndarray]:
         """:meth:`prepare` of each crop, on ``prepare_threads`` threads when there are enough crops."""

@@ -1,6 +1,7 @@
 import io
 import json
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -60,6 +61,30 @@ def test_eval_lines_on_a_parquet_of_blob_lines(tmp_path, tiny_model_dir, capsys)
     coverage = report["confidence_coverage"]
     assert [row["lines"] for row in coverage] == [1, 2, 3, 4]
     assert coverage[-1]["cer"] == pytest.approx(1 / 8)
+    assert report["too_narrow"] == {} and "datasets_without_too_narrow" not in report
+    assert "narrower than their text needs" not in out
+
+
+def test_eval_lines_sets_apart_lines_too_narrow_for_their_text(tmp_path, tiny_model_dir, capsys):
+    # a 10-pixel-wide crop labelled with four characters: the tiny model (height 16, stride 4)
+    # gives it 2 frames, CTC needs 4; the other line reads right
+    texts = ["aa", "abab"]
+    images = []
+    for image in (blob_line(2), np.full((40, 10), 240, np.uint8)):
+        buf = io.BytesIO()
+        Image.fromarray(image).save(buf, "PNG")
+        images.append(buf.getvalue())
+    pq.write_table(pa.table({"text": texts, "image": images}), tmp_path / "toy.parquet")
+    report_path = tmp_path / "report.json"
+    assert main(["eval-lines", str(tmp_path / "toy.parquet"), "--data", str(tmp_path / "none"), "--model",
+                 str(tiny_model_dir), "--device", "cpu", "--threads", "1", "--json", str(report_path)]) == 0
+    report = json.loads(report_path.read_text())
+    assert report["datasets"]["toy"]["lines"] == 2  # the official figure keeps every line
+    assert report["datasets"]["toy"]["cer"] > 0.5
+    assert report["too_narrow"] == {"toy": {"lines": 1, "characters": 4}}
+    assert report["datasets_without_too_narrow"]["toy"] == {"cer": 0.0, "wer": 0.0, "lines": 1}
+    out = capsys.readouterr().out
+    assert "narrower than their text needs" in out and "toy 1 (4 characters)" in out and "toy 0.00" in out
 
 
 def test_unknown_model_is_a_clean_error(capsys):
