@@ -427,6 +427,10 @@ class LineRecognizer:
         120
         """
         width = resized_width(crop_shape[0], crop_shape[1], self.manifest.input_height, self.policy.max_width)
+        return self._frames_of_width(width)
+
+    def _frames_of_width(self, width: int) -> int:
+        """Output frames of a model input ``width`` columns wide (the last, partial stride counts)."""
         return -(-width // self.manifest.width_stride)
 
     def prepare_all(self, crops: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -499,7 +503,7 @@ class LineRecognizer:
             self.stats.batches += 1
             self.stats.padded_pixels += tensor.size
             self.stats.pixels += height * sum(inputs[i].shape[1] for i in members)
-            lengths = np.array([-(-inputs[i].shape[1] // stride) for i in members])
+            lengths = np.array([self._frames_of_width(inputs[i].shape[1]) for i in members])
             if self.beam is None:
                 self._decode_into(results, members, log_probs, lengths)
                 continue
