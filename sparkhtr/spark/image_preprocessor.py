@@ -1,4 +1,4 @@
-"""``ImagePreprocessor``: grayscale, deskew (angle recorded) and contrast normalisation of page images.
+"""``ImagePreprocessor``: grayscale, orientation and deskew (angle recorded), contrast normalisation of page images.
 
 >>> ImagePreprocessor(deskew=False).getDeskew()
 False
@@ -30,11 +30,13 @@ from sparkhtr.spark.schemas import IMAGE, require_columns
 
 @with_param_accessors
 class ImagePreprocessor(ArrowTransformer, HasInputCol, HasOutputCol):
-    """Page image → grayscale, deskewed, contrast-normalised page image.
+    """Page image → grayscale, upright, deskewed, contrast-normalised page image.
 
-    Adds ``skew_degrees`` (the angle removed) and ``source_width``/``source_height``
-    (the size before deskewing, which rotates onto a larger canvas) so geometry can be
-    mapped back to the scan.
+    ``autoOrient``: a page scanned sideways or upside down is turned upright
+    (:func:`sparkhtr.core.preprocess.estimate_orientation`; a page without clear evidence
+    stays as it is). Adds ``skew_degrees`` (the angle removed, quarter turns included) and
+    ``source_width``/``source_height`` (the size before deskewing, which rotates onto a
+    larger canvas) so geometry can be mapped back to the scan.
     """
 
     grayscale: Param[bool] = Param(Params._dummy(), "grayscale", "convert to grayscale", TypeConverters.toBoolean)
@@ -43,11 +45,13 @@ class ImagePreprocessor(ArrowTransformer, HasInputCol, HasOutputCol):
                                            "flatten the background and stretch contrast", TypeConverters.toBoolean)
     maxSkew: Param[float] = Param(Params._dummy(), "maxSkew", "largest skew searched, degrees",
                                   TypeConverters.toFloat)
+    autoOrient: Param[bool] = Param(Params._dummy(), "autoOrient",
+                                    "turn pages scanned sideways or upside down upright", TypeConverters.toBoolean)
 
     @keyword_only
     def __init__(self, *, inputCol: str = "image", outputCol: str = "image", grayscale: bool = True,
                  deskew: bool = True, normalizeContrast: bool = True, maxSkew: float = 15.0,
-                 handleInvalid: str = "keep") -> None:
+                 autoOrient: bool = True, handleInvalid: str = "keep") -> None:
         super().__init__()
         self._init_params(self._input_kwargs)
 
@@ -66,7 +70,8 @@ class ImagePreprocessor(ArrowTransformer, HasInputCol, HasOutputCol):
         schema = replace_fields(dataset.schema, add=added)
         outputs = {f.name: to_arrow_type(f.dataType) for f in added}
         options = {"grayscale": self.getGrayscale(), "deskew": self.getDeskew(),
-                   "normalize": self.getNormalizeContrast(), "max_skew": self.getMaxSkew()}
+                   "normalize": self.getNormalizeContrast(), "max_skew": self.getMaxSkew(),
+                   "orient": self.getAutoOrient()}
         fail = self.getHandleInvalid() == "error"
 
         def preprocess_batch(batch: pa.RecordBatch) -> list[pa.RecordBatch]:

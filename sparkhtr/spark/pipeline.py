@@ -25,13 +25,14 @@ def build_pipeline(*, model: str = DEFAULT_MODEL, device: str = "auto", lines_mo
                    segmenter: str = DEFAULT_SEGMENTER) -> Pipeline:
     """``BinaryToImage → ImagePreprocessor → LineSegmenter → HandwrittenTextRecognizer``.
 
-    ``lines_mode`` is for inputs where each image is one text line: no deskew, no
+    ``lines_mode`` is for inputs where each image is one text line: no turning, no deskew, no
     segmentation (the whole image is the line). ``segmenter``: ``learned`` (default) or
     ``classical`` (see :class:`~sparkhtr.spark.line_segmenter.LineSegmenter`).
     """
     stages = [
         BinaryToImage(pdfDpi=pdf_dpi),
-        ImagePreprocessor(deskew=deskew and not lines_mode, normalizeContrast=not lines_mode),
+        ImagePreprocessor(deskew=deskew and not lines_mode, normalizeContrast=not lines_mode,
+                          autoOrient=not lines_mode),
         LineSegmenter(method="whole" if lines_mode else segmenter, device=device),
         HandwrittenTextRecognizer(model=model, device=device, decoder=decoder),
     ]

@@ -99,6 +99,22 @@ def test_preprocess_and_segment(files_df):
         LineSegmenter(cropAbove=-1.0).transform(pages)
 
 
+def test_a_page_scanned_sideways_is_turned_and_its_lines_mapped_back(spark, tmp_path):
+    from sparkhtr.spark.files import read_binary_files
+
+    page = _text_page(6)
+    (tmp_path / "sideways.png").write_bytes(_png(np.ascontiguousarray(np.rot90(page))))  # lines run up
+    files = read_binary_files(spark, [str(tmp_path / "sideways.png")])
+    pages = ImagePreprocessor().transform(BinaryToImage().transform(files))
+    (row,) = LineSegmenter(method="classical").transform(pages).collect()
+    assert row.skew_degrees == pytest.approx(90.0, abs=0.5)
+    assert (row.width, row.height) == (page.shape[0], page.shape[1])  # the scan's own size
+    assert row.n_lines == 6
+    assert all(b.y1 - b.y0 > b.x1 - b.x0 for b in (line.bbox for line in row.lines))  # lines run up the scan
+    kept = ImagePreprocessor(autoOrient=False).transform(BinaryToImage().transform(files)).collect()[0]
+    assert abs(kept.skew_degrees) <= 15.0
+
+
 def test_learned_segmenter_finds_the_same_lines_and_keeps_error_rows(files_df, tmp_path):
     pages = ImagePreprocessor().transform(BinaryToImage().transform(files_df))
     segmenter = LineSegmenter(method="learned", device="cpu")
@@ -154,7 +170,7 @@ def test_recognizer_beam_decoder_in_spark(spark, tmp_path):
 
 
 def test_pipeline_save_load_round_trip(spark, files_df, tmp_path, tiny_model_dir):
-    stages = [BinaryToImage(pdfDpi=120, maxPages=50), ImagePreprocessor(maxSkew=8.0),
+    stages = [BinaryToImage(pdfDpi=120, maxPages=50), ImagePreprocessor(maxSkew=8.0, autoOrient=False),
               LineSegmenter(cropHeight=48, cropAbove=1.4),
               HandwrittenTextRecognizer(model=str(tiny_model_dir), device="cpu", batchLines=8)]
     model = Pipeline(stages=stages).fit(files_df)
@@ -163,6 +179,7 @@ def test_pipeline_save_load_round_trip(spark, files_df, tmp_path, tiny_model_dir
     b2i, pre, seg, rec = loaded.stages
     assert (b2i.getPdfDpi(), b2i.getMaxPages(), pre.getMaxSkew(), seg.getCropHeight(), rec.getBatchLines()) == (
         120, 50, 8.0, 48, 8)
+    assert pre.getAutoOrient() is False
     assert (seg.getCropAbove(), seg.getCropBelow()) == (1.4, 0.7)
     assert rec.getModel() == str(tiny_model_dir)
     first = sorted((r.path, r.page, r.status, r.n_lines) for r in model.transform(files_df).collect())

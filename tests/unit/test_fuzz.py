@@ -147,7 +147,10 @@ def assert_core_path(image: np.ndarray, deskew: bool = True, max_skew: float = 1
     try:
         page = preprocess_page(image, deskew=deskew, max_skew=max_skew)
         assert page.image.dtype == np.uint8 and page.image.ndim == 2
-        assert abs(page.skew_degrees) <= max(max_skew, 0.0) + 1e-9
+        # the skew removed: quarter turns (a page read as sideways or upside down) plus at most max_skew
+        quarter = 90.0 * round(page.skew_degrees / 90.0)
+        assert quarter in (-90.0, 0.0, 90.0, 180.0)
+        assert abs(page.skew_degrees - quarter) <= max(max_skew, 0.0) + 1e-9
         for line in segment_lines(page.image) + segment_whole_image(page.image):
             assert line.crop.dtype == np.uint8 and line.crop.ndim == 2 and line.crop.size > 0
             assert line.bbox.x0 < line.bbox.x1 and line.bbox.y0 < line.bbox.y1
