@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 from sparkhtr.core.decode import iter_pages
 from sparkhtr.core.preprocess import estimate_orientation, preprocess_page, to_gray
 
@@ -49,11 +51,9 @@ def page_sets(data: Path) -> dict[str, list[tuple[str, np.ndarray]]]:
 
 def ground_truth(data: Path) -> dict[str, list[str]]:
     """Page name (as :func:`page_sets` names it) → its ground-truth lines in reading order."""
-    texts: dict[str, list[str]] = {}
-    for manifest in sorted((data / "pages").glob("*/pages.jsonl")):
-        for raw in manifest.read_text().splitlines():
-            row = json.loads(raw)
-            texts[row["image"]] = [line["text"] for line in row["lines"]]
+    from real_pages import ground_truth as real_ground_truth
+
+    texts = {name: lines for name, (_, lines, _) in real_ground_truth(data / "pages").items()}
     for raw in (SAMPLES.parent / "ground_truth.jsonl").read_text().splitlines():
         row = json.loads(raw)
         texts[f"{Path(row['file']).name}#{row['page']}"] = [line["text"] for line in row["lines"]]

@@ -240,6 +240,10 @@ def _orientation(flat: np.ndarray, gray: np.ndarray, max_skew: float) -> tuple[i
         small, raw = np.ascontiguousarray(np.rot90(small)), np.ascontiguousarray(np.rot90(raw))
     # a half turn leaves the skew as it is: measured once, whichever way is up
     level = estimate_skew(raw, max_skew)
+    # strokes found again on the turned page, not turned with it: _text_components' filter
+    # (rules under half the width, blobs under a quarter of the height) is meant for the
+    # lines' own frame; the sideways frame's strokes, turned, sent 5 of the 82 quarter turns
+    # of bench/orientation.py the wrong way instead of 2
     lean = _ink_lean(*_ink_points(small), level)
     if sideways:
         # turned anticlockwise, upright writing was running down the page (270); upside
