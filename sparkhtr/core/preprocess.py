@@ -54,7 +54,7 @@ _DESKEW_FREE_PIXELS = 50_000_000
 # turns a page.
 _SIDEWAYS_SHARE = 0.4
 _ORIENTATION_MIN_COMPONENTS = 20  # fewer strokes than this: too little writing to tell
-# The ink between two lines lies nearer the upper line in upright Latin handwriting: its
+# The ink between two lines lies nearer the upper line on upright pages (measured, not derived): its
 # mean, as a share of the gap from the midpoint, was -0.034 to +0.0002 on those pages
 # upright, 0 to +0.037 upside down. Only a clear lean the other way flips a page.
 _UPSIDE_DOWN_LEAN = 0.012
@@ -210,7 +210,7 @@ def estimate_orientation(gray: np.ndarray) -> int:
     90: the lines run up the page (a page scanned turned anticlockwise); 270: down it; 180:
     upside down. Sideways: the writing's edges, blurred over half a text height so that each
     line is one band, are mostly vertical (their horizontal share under 0.4; upright
-    writing 0.48 and over on the 35 real pages). The way up: in Latin handwriting the ink
+    writing 0.48 and over on the 35 real pages). The way up: on upright pages of handwriting the ink
     between two lines lies nearer the upper one (:func:`_ink_lean`); a page leaning clearly
     the other way is upside down (a sideways page always takes the likelier way up). Too
     little writing, or no clear evidence, gives 0: the page stays as it is.
