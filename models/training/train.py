@@ -130,8 +130,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="add a residual BiLSTM of this many units to a checkpoint that has none (its output "
                         "starts at zero, so training goes on from the same function with more capacity)")
     p.add_argument("--grow-cnn", type=int, default=0, metavar="BLOCKS",
-                   help="add this many residual convolution blocks at the top of the CNN of a checkpoint that "
-                        "has none (each starts as the identity, as --grow-refine's stage does)")
+                   help="grow the CNN of a checkpoint to this many residual convolution blocks at its top, adding "
+                        "the missing ones (each starts as the identity, as --grow-refine's stage does; a resumed "
+                        "run that has them grows nothing)")
     args = p.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -166,10 +167,11 @@ def main(argv: list[str] | None = None) -> None:
         model, config["refine_hidden"] = grow_refine(model, args.grow_refine), args.grow_refine
         grown = True
         print(f"grew a residual BiLSTM of {args.grow_refine} units", flush=True)
-    if args.grow_cnn and not config["cnn_residual"]:
-        model, config["cnn_residual"] = grow_cnn(model, args.grow_cnn), args.grow_cnn
+    if args.grow_cnn > config["cnn_residual"]:
+        added = args.grow_cnn - config["cnn_residual"]
+        model, config["cnn_residual"] = grow_cnn(model, added), args.grow_cnn
         grown = True
-        print(f"grew {args.grow_cnn} residual convolution block(s) at the CNN's top", flush=True)
+        print(f"grew {added} residual convolution block(s) at the CNN's top ({args.grow_cnn} in all)", flush=True)
     fresh_optimizer |= grown  # the parameter list changed: the saved moments no longer fit
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     if ckpt is not None:

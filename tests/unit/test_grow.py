@@ -115,6 +115,16 @@ def test_training_grows_a_checkpoint_and_resumes_it(tmp_path, shared_data, capsy
     ckpt = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
     assert ckpt["state"]["step"] == 9 and ckpt["model"]["cnn.22.body.4.weight"].abs().sum() > 0
 
+    # a model that has blocks grows to the number asked for; once there, a resumed run adds none
+    train.main([*common, "--max-steps", "10", "--grow-cnn", "2"])
+    assert "grew 1 residual convolution block(s) at the CNN's top (2 in all)" in capsys.readouterr().out
+    assert (out / "grown-9.pt").is_file()
+    train.main([*common, "--max-steps", "11", "--grow-cnn", "2"])
+    assert "grew" not in capsys.readouterr().out
+    ckpt = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
+    assert ckpt["config"]["cnn_residual"] == 2 and ckpt["state"]["step"] == 11
+    assert ckpt["model"]["cnn.23.body.4.weight"].abs().sum() > 0
+
 
 def test_a_cnn_grown_model_computes_what_it_computed_before():
     small = _trained_like(CRNN(num_classes=9, height=32, refine_hidden=8, **SIZES), seed=4)
