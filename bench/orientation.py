@@ -28,6 +28,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from real_pages import ground_truth as real_ground_truth
+
 from sparkhtr.core.decode import iter_pages
 from sparkhtr.core.preprocess import estimate_orientation, preprocess_page, to_gray
 
@@ -51,8 +53,6 @@ def page_sets(data: Path) -> dict[str, list[tuple[str, np.ndarray]]]:
 
 def ground_truth(data: Path) -> dict[str, list[str]]:
     """Page name (as :func:`page_sets` names it) → its ground-truth lines in reading order."""
-    from real_pages import ground_truth as real_ground_truth
-
     texts = {name: lines for name, (_, lines, _) in real_ground_truth(data / "pages").items()}
     for raw in (SAMPLES.parent / "ground_truth.jsonl").read_text().splitlines():
         row = json.loads(raw)
