@@ -129,6 +129,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--grow-refine", type=int, default=0, metavar="UNITS",
                    help="add a residual BiLSTM of this many units to a checkpoint that has none (its output "
                         "starts at zero, so training goes on from the same function with more capacity)")
+    p.add_argument("--bf16", action="store_true",
+                   help="run the forward and backward passes in bfloat16 (torch.autocast; weights, optimizer "
+                        "and CTC loss stay float32): about twice the steps per second on CPUs with AVX512-BF16")
     p.add_argument("--grow-cnn", type=int, default=0, metavar="BLOCKS",
                    help="grow the CNN of a checkpoint to this many residual convolution blocks at its top, adding "
                         "the missing ones (each starts as the identity, as --grow-refine's stage does; a resumed "
@@ -224,7 +227,9 @@ def main(argv: list[str] | None = None) -> None:
             images = [augment(epoch_lines[i].image, rng) for i in batch_ids]
             batch, widths_b = collate(images, WIDTH_STRIDE)
             targets = [alphabet.encode(epoch_lines[i].text) for i in batch_ids]
-            logp = model(torch.from_numpy(batch))  # B, T, C
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+                logp = model(torch.from_numpy(batch))  # B, T, C
+            logp = logp.float()  # the CTC loss in float32 (a no-op without --bf16)
             in_lens = torch.from_numpy(np.minimum(-(-widths_b // WIDTH_STRIDE), logp.shape[1]))
             tgt_lens = torch.tensor([len(t) for t in targets])
             flat = torch.tensor([c for t in targets for c in t])
