@@ -115,6 +115,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--eval-every", type=int, default=1000)
     p.add_argument("--save-every", type=int, default=100,
                    help="steps between resume checkpoints (a stopped session loses at most this many)")
+    p.add_argument("--snapshot-every", type=int, default=0, metavar="STEPS",
+                   help="also keep the weights every this many steps as snapshots/step-N.pt (no optimizer state), "
+                        "for models.training.average to mean a stretch of the run (0: none)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--hours", type=float, default=100.0, help="stop after this much wall time")
     p.add_argument("--max-steps", type=int, default=200_000)
@@ -186,10 +189,12 @@ def main(argv: list[str] | None = None) -> None:
             optimizer.load_state_dict(ckpt["optimizer"])
         print(f"resumed at step {state['step']} (best CER {state['best_cer']:.4f}, dropout {dropout})", flush=True)
 
-    def save(path: Path) -> None:
+    def save(path: Path, with_optimizer: bool = True) -> None:
         tmp = path.with_suffix(".tmp")
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": state,
-                    "config": config}, tmp)
+        saved = {"model": model.state_dict(), "state": state, "config": config}
+        if with_optimizer:
+            saved["optimizer"] = optimizer.state_dict()
+        torch.save(saved, tmp)
         tmp.replace(path)
 
     if grown:
@@ -239,6 +244,9 @@ def main(argv: list[str] | None = None) -> None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             optimizer.step()
             state["step"] += 1
+            if args.snapshot_every and state["step"] % args.snapshot_every == 0:
+                (args.out / "snapshots").mkdir(exist_ok=True)
+                save(args.out / "snapshots" / f"step-{state['step']}.pt", with_optimizer=False)
             if state["step"] % 50 == 0:
                 state["train_seconds"] = seconds_at_start + time.time() - started
                 print(f"step {state['step']} epoch {state['epoch']} loss {loss.item():.3f} "

@@ -1,4 +1,4 @@
-"""``--bf16``: the passes in bfloat16, the weights and the loss in float32."""
+"""``--bf16``: the passes in bfloat16, the weights and the loss in float32; ``--snapshot-every``."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def test_a_bfloat16_pass_gives_nearly_the_float32_loss_and_gradients():
     assert cosine > 0.99
 
 
-def test_training_with_bf16_keeps_float32_weights_and_moves_them(tmp_path, shared_data, capsys):
+def test_training_with_bf16_keeps_float32_weights_moves_them_and_snapshots_them(tmp_path, shared_data, capsys):
     from models.training import train
     from sparkhtr.core.alphabet import DEFAULT_CHARACTERS, Alphabet
 
@@ -49,10 +49,16 @@ def test_training_with_bf16_keeps_float32_weights_and_moves_them(tmp_path, share
                 "state": {"step": 0, "epoch": 0, "best_cer": 1.0, "lr_scale": 1.0, "bad_evals": 0,
                           "train_seconds": 0.0}}, out / "last.pt")
     train.main(["--out", str(out), "--data", str(shared_data), "--datasets", "mss19", "--limit", "2",
-                "--max-width", "300", "--eval-every", "1000", "--max-steps", "3", "--bf16"])
+                "--max-width", "300", "--eval-every", "1000", "--max-steps", "3", "--bf16", "--snapshot-every", "2"])
     assert "stopped at step 3" in capsys.readouterr().out
     ckpt = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
     weights = ckpt["model"]
     assert all(v.dtype in (torch.float32, torch.int64) for v in weights.values())
     assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())
     assert not torch.equal(weights["head.1.weight"], start["head.1.weight"])
+    # the snapshot of step 2: weights, config and state, no optimizer (a run resumed from it warms up afresh)
+    assert sorted(p.name for p in (out / "snapshots").iterdir()) == ["step-2.pt"]
+    snapshot = torch.load(out / "snapshots" / "step-2.pt", map_location="cpu", weights_only=False)
+    assert "optimizer" not in snapshot and snapshot["state"]["step"] == 2
+    assert snapshot["config"]["characters"] == DEFAULT_CHARACTERS
+    assert not torch.equal(snapshot["model"]["head.1.weight"], weights["head.1.weight"])
