@@ -82,13 +82,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lm", required=True, help="character LM (CharNgramLM.save) to decode with")
     p.add_argument("--alphas", default="0.3,0.5,0.7,1.0")
     p.add_argument("--betas", default="0,0.5,1,2")
-    p.add_argument("--beam-width", type=int, default=16)
+    p.add_argument("--beam-width", type=int, default=0,
+                   help="beams (default: the model's language_model.beam_width, else 16)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
 
     logps, refs, groups = line_log_probs(args.model, args.data, args.threads)
-    characters = resolve_model(args.model).alphabet
+    manifest = resolve_model(args.model)
+    characters = manifest.alphabet
+    if not args.beam_width:
+        spec = manifest.extra.get("language_model")
+        args.beam_width = int(spec.get("beam_width", 16)) if isinstance(spec, dict) else 16
     lm = CharNgramLM.load(args.lm)
     tune = [i for i in range(len(refs)) if i % 2 == 0]
     held = [i for i in range(len(refs)) if i % 2 == 1]
@@ -109,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     beam, beam_s = decode_all(logps, characters, lm, **chosen)
     no_lm, _ = decode_all(logps, characters, None, beam_width=args.beam_width)
     report = {
-        "model": resolve_model(args.model).ref, "lm": str(args.lm), "lm_order": lm.order, "chosen": chosen,
+        "model": manifest.ref, "lm": str(args.lm), "lm_order": lm.order, "chosen": chosen,
         "greedy_seconds_per_line": greedy_s, "beam_seconds_per_line": beam_s, "grid": grid,
         "held_out": {"greedy": score(held, greedy), "beam_lm": score(held, beam)},
         "all": {"greedy": score(list(range(len(refs))), greedy), "beam_lm": score(list(range(len(refs))), beam),
