@@ -146,7 +146,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_lines(args: argparse.Namespace) -> int:
-    from sparkhtr.core.recognize import LineRecognizer
+    from sparkhtr.core.recognize import BeamSettings, LineRecognizer, resolve_decoder
     from sparkhtr.evaluation import evaluate_parquets
     from sparkhtr.registry import resolve_model
 
@@ -155,8 +155,14 @@ def cmd_eval_lines(args: argparse.Namespace) -> int:
     if not files:
         print(f"no Parquet files under {root}", file=sys.stderr)
         return 2
-    recognizer = LineRecognizer(resolve_model(args.model), device=args.device, threads=args.threads,
-                                decoder=args.decoder)
+    if args.beam_width < 0:
+        print(f"--beam-width must not be negative, got {args.beam_width}", file=sys.stderr)
+        return 2
+    manifest = resolve_model(args.model)
+    beam = None
+    if args.beam_width and resolve_decoder(manifest, args.decoder) == "beam":
+        beam = BeamSettings.for_model(manifest, args.beam_width)
+    recognizer = LineRecognizer(manifest, device=args.device, threads=args.threads, decoder=args.decoder, beam=beam)
     report = evaluate_parquets(recognizer, files, args.limit, keep_lines=bool(args.predictions))
     if args.predictions:
         with Path(args.predictions).open("w", encoding="utf-8") as out:
@@ -269,6 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--model", default=None)
     ev.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     _add_decoder_option(ev)
+    ev.add_argument("--beam-width", type=int, default=0,
+                    help="beams of the beam-search decoder (0 = as the model's manifest says)")
     ev.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0 = all cores)")
     ev.add_argument("--limit", type=int, default=None, help="lines per file")
     ev.add_argument("--json", default=None, help="also write the report as JSON here")

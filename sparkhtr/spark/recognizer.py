@@ -62,8 +62,8 @@ log = logging.getLogger(__name__)
 # (conf/gpu-cluster.conf) can then switch on GPU recognition for jobs that build the
 # default pipeline (``sparkhtr recognize``, ``jobs/recognize.py``).
 CONF_PREFIX = "spark.sparkhtr.recognizer."
-CONF_PARAMS: dict[str, type] = {"device": str, "precision": str, "decoder": str, "taskGpus": float, "taskCpus": int,
-                                "numPartitions": int}
+CONF_PARAMS: dict[str, type] = {"device": str, "precision": str, "decoder": str, "beamWidth": int, "taskGpus": float,
+                                "taskCpus": int, "numPartitions": int}
 _recognizers: dict[tuple[Any, ...], LineRecognizer] = {}
 _lock = threading.Lock()
 
@@ -84,23 +84,27 @@ def task_cores_and_gpu() -> tuple[int, int]:
 
 
 def worker_recognizer(model: str, sha256: str, device: str, batch_lines: int, batch_pixels: int,
-                      precision: str = "fp32", decoder: str = DEFAULT_DECODER) -> LineRecognizer:
+                      precision: str = "fp32", decoder: str = DEFAULT_DECODER, beam_width: int = 0) -> LineRecognizer:
     """This worker's recogniser for the model, created on first use (the file is hashed once).
 
     onnxruntime gets the task's cores as intra-op threads (``SPARKHTR_ORT_THREADS``
     overrides) and, under GPU scheduling, the CUDA ordinal of the task's GPU.
-    ``batch_lines``/``batch_pixels`` of ``0`` take the device's default policy.
+    ``batch_lines``/``batch_pixels`` of ``0`` take the device's default policy;
+    ``beam_width`` of ``0`` the beams the model's manifest declares.
     """
     threads, gpu_id = task_cores_and_gpu()
-    key = (model, sha256, device, threads, gpu_id, batch_lines, batch_pixels, precision, decoder)
+    key = (model, sha256, device, threads, gpu_id, batch_lines, batch_pixels, precision, decoder, beam_width)
     with _lock:
         recognizer = _recognizers.get(key)
         if recognizer is None:
             manifest = resolve_model(model)
             if manifest.sha256 != sha256:
                 raise ModelError(f"model {model!r} on this worker has sha256 {manifest.sha256}, driver saw {sha256}")
+            beam = None
+            if beam_width and resolve_decoder(manifest, decoder) == "beam":
+                beam = BeamSettings.for_model(manifest, beam_width)
             recognizer = LineRecognizer(manifest, device=device, threads=threads, gpu_id=gpu_id, precision=precision,
-                                        decoder=decoder)
+                                        decoder=decoder, beam=beam)
             if batch_lines or batch_pixels:
                 recognizer.policy = BatchPolicy.for_device(recognizer.device, batch_lines, batch_pixels)
             _recognizers[key] = recognizer
@@ -203,6 +207,9 @@ class HandwrittenTextRecognizer(ArrowTransformer, HasInputCol, HasOutputCol):
                                 "auto (beam when the model ships a language model), greedy, or beam "
                                 "(beam search with the model's character language model)",
                                 TypeConverters.toString)
+    beamWidth: Param[int] = Param(Params._dummy(), "beamWidth",
+                                  "beams of the beam-search decoder (0 = as the model's manifest says: 64 for the "
+                                  "bundled model; fewer read faster and a little worse)", TypeConverters.toInt)
     batchLines: Param[int] = Param(Params._dummy(), "batchLines", "most lines per inference batch (0 = device default)",
                                    TypeConverters.toInt)
     batchPixels: Param[int] = Param(Params._dummy(), "batchPixels",
@@ -221,7 +228,7 @@ class HandwrittenTextRecognizer(ArrowTransformer, HasInputCol, HasOutputCol):
     @keyword_only
     def __init__(self, *, inputCol: str = "lines", outputCol: str = "lines", model: str = DEFAULT_MODEL,
                  modelSha256: str = "", device: str = "auto", precision: str = "fp32",
-                 decoder: str = DEFAULT_DECODER, batchLines: int = 0,
+                 decoder: str = DEFAULT_DECODER, beamWidth: int = 0, batchLines: int = 0,
                  batchPixels: int = 0, keepCrops: bool = False, taskGpus: float = 0.0, taskCpus: int = 1,
                  numPartitions: int = 0, handleInvalid: str = "keep") -> None:
         super().__init__()
@@ -247,8 +254,9 @@ class HandwrittenTextRecognizer(ArrowTransformer, HasInputCol, HasOutputCol):
         return dict(self._metrics.value) if self._metrics is not None else {}
 
     def effectiveParams(self, spark: Any) -> dict[str, Any]:
-        """``device``, ``precision``, ``taskGpus``, ``taskCpus``, ``numPartitions``: the Param where set,
-        else the Spark conf ``spark.sparkhtr.recognizer.<name>``, else the default; validated."""
+        """``device``, ``precision``, ``decoder``, ``beamWidth``, ``taskGpus``, ``taskCpus``, ``numPartitions``:
+        the Param where set, else the Spark conf ``spark.sparkhtr.recognizer.<name>``, else the default;
+        validated."""
         values: dict[str, Any] = {}
         for name, kind in CONF_PARAMS.items():
             param = self.getParam(name)
@@ -265,8 +273,9 @@ class HandwrittenTextRecognizer(ArrowTransformer, HasInputCol, HasOutputCol):
             raise ConfigError(f"decoder must be one of {DECODERS}, got {values['decoder']!r}")
         if values["precision"] == "fp16" and values["device"] == "cpu":
             raise ConfigError("precision='fp16' needs device='cuda' or 'auto' (no fp16 kernels on CPU)")
-        if min(values["taskGpus"], values["numPartitions"], self.getBatchLines(), self.getBatchPixels()) < 0:
-            raise ConfigError("taskGpus, numPartitions, batchLines and batchPixels must not be negative")
+        if min(values["taskGpus"], values["numPartitions"], values["beamWidth"], self.getBatchLines(),
+               self.getBatchPixels()) < 0:
+            raise ConfigError("taskGpus, numPartitions, beamWidth, batchLines and batchPixels must not be negative")
         return values
 
     def _schedule(self, dataset: DataFrame, params: dict[str, Any]) -> tuple[DataFrame, Any]:
@@ -302,7 +311,7 @@ class HandwrittenTextRecognizer(ArrowTransformer, HasInputCol, HasOutputCol):
         schema = replace_fields(dataset.schema, add=added)
         line_type = to_arrow_type(LINES)
         plain = (self.getModel(), manifest.sha256, params["device"], self.getBatchLines(), self.getBatchPixels(),
-                 params["precision"], params["decoder"])
+                 params["precision"], params["decoder"], params["beamWidth"])
         if resolve_decoder(manifest, params["decoder"]) == "beam":
             BeamSettings.for_model(manifest)  # fail on the driver when the model ships no language model
         ref = recognizer_ref(manifest, params["decoder"])

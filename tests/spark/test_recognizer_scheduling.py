@@ -114,9 +114,17 @@ def test_spark_confs_fill_unset_params(spark, segmented, tiny_model_dir):
         assert "RoundRobinPartitioning(3)" in out._jdf.queryExecution().executedPlan().toString()
         explicit = HandwrittenTextRecognizer(model=str(tiny_model_dir), numPartitions=0)
         assert explicit.effectiveParams(spark)["numPartitions"] == 0  # a set Param wins
+        assert stage.effectiveParams(spark)["beamWidth"] == 0  # unset, no conf: the manifest's beams
+        spark.conf.set("spark.sparkhtr.recognizer.beamWidth", "5")
+        assert stage.effectiveParams(spark)["beamWidth"] == 5
+        assert stage.copy({stage.beamWidth: 2}).effectiveParams(spark)["beamWidth"] == 2
+        spark.conf.set("spark.sparkhtr.recognizer.beamWidth", "-4")
+        with pytest.raises(ConfigError, match="beamWidth"):
+            stage.effectiveParams(spark)
+        spark.conf.unset("spark.sparkhtr.recognizer.beamWidth")
         spark.conf.set("spark.sparkhtr.recognizer.taskGpus", "a quarter")
         with pytest.raises(ConfigError, match="taskGpus"):
             stage.transform(segmented)
     finally:
-        for key in (*keys, "spark.sparkhtr.recognizer.taskGpus"):
+        for key in (*keys, "spark.sparkhtr.recognizer.taskGpus", "spark.sparkhtr.recognizer.beamWidth"):
             spark.conf.unset(key)

@@ -260,3 +260,32 @@ def test_beam_search_matches_a_plain_reference_implementation():
         fast = beam_decode(logp[None], np.array([12]), letters, lm, beam_width=6, alpha=0.7, beta=0.3,
                            prune=-1e9, max_candidates=len(letters))[0][0]
         assert fast == _reference_beam(logp, letters, lm, 6, 0.7, 0.3)
+
+
+def test_a_beam_width_overrides_the_manifests(tmp_path, capsys):
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    from sparkhtr.cli import main
+    from sparkhtr.registry import file_sha256
+    from sparkhtr.spark.recognizer import worker_recognizer
+
+    folder = add_language_model(make_tiny_model_dir(tmp_path / "m"), ["a", "aa", "aaa"])
+    sha = file_sha256(folder / "model.onnx")
+    assert worker_recognizer(str(folder), sha, "cpu", 0, 0, "fp32", "beam").beam.beam_width == 8  # the manifest's
+    wide = worker_recognizer(str(folder), sha, "cpu", 0, 0, "fp32", "beam", 3)
+    assert wide.beam.beam_width == 3 and wide.beam.alpha == 0.5  # the width alone changes
+    assert [r.text for r in wide.recognize([blob_line(2)])] == ["aa"]
+    assert worker_recognizer(str(folder), sha, "cpu", 0, 0, "fp32", "greedy", 3).beam is None
+    # the CLI's eval-lines takes it too; a negative width is refused before any model loads
+    buf = io.BytesIO()
+    Image.fromarray(blob_line(2)).save(buf, "PNG")
+    pq.write_table(pa.table({"text": ["aa"], "image": [buf.getvalue()]}), tmp_path / "toy.parquet")
+    common = ["eval-lines", str(tmp_path / "toy.parquet"), "--data", str(tmp_path / "none"), "--model", str(folder),
+              "--device", "cpu", "--threads", "1", "--decoder", "beam"]
+    assert main([*common, "--beam-width", "3"]) == 0
+    assert main([*common, "--beam-width", "-1"]) == 2
+    assert "--beam-width must not be negative" in capsys.readouterr().err
