@@ -146,7 +146,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_lines(args: argparse.Namespace) -> int:
-    from sparkhtr.core.recognize import BeamSettings, LineRecognizer, resolve_decoder
+    from sparkhtr.core.recognize import LineRecognizer
     from sparkhtr.evaluation import evaluate_parquets
     from sparkhtr.registry import resolve_model
 
@@ -158,11 +158,8 @@ def cmd_eval_lines(args: argparse.Namespace) -> int:
     if args.beam_width < 0:
         print(f"--beam-width must not be negative, got {args.beam_width}", file=sys.stderr)
         return 2
-    manifest = resolve_model(args.model)
-    beam = None
-    if args.beam_width and resolve_decoder(manifest, args.decoder) == "beam":
-        beam = BeamSettings.for_model(manifest, args.beam_width)
-    recognizer = LineRecognizer(manifest, device=args.device, threads=args.threads, decoder=args.decoder, beam=beam)
+    recognizer = LineRecognizer(resolve_model(args.model), device=args.device, threads=args.threads,
+                                decoder=args.decoder, beam_width=args.beam_width)
     report = evaluate_parquets(recognizer, files, args.limit, keep_lines=bool(args.predictions))
     if args.predictions:
         with Path(args.predictions).open("w", encoding="utf-8") as out:

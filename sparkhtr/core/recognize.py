@@ -375,16 +375,19 @@ class LineRecognizer:
     default ``threads`` on CUDA, where host-side preparation is the bottleneck, else 1 (on
     CPU the cores are onnxruntime's).
     ``decoder``: ``greedy`` (best path), ``beam`` (prefix beam search with the model's
-    character language model; ``beam`` overrides the manifest's settings) or ``auto``
-    (beam when the model ships a language model). Beam search runs on a thread beside
-    onnxruntime; ``threads=0`` then leaves it one core.
+    character language model; ``beam`` overrides the manifest's settings, ``beam_width``
+    its number of beams alone, 0 keeping the manifest's) or ``auto`` (beam when the model
+    ships a language model). Beam search runs on a thread beside onnxruntime; ``threads=0``
+    then leaves it one core.
     """
 
     def __init__(self, manifest: ModelManifest, *, device: str = "auto", threads: int = 0, gpu_id: int = 0,
                  policy: BatchPolicy | None = None, verify: bool = True, precision: str = "fp32",
                  io_binding: bool | None = None, prepare_threads: int | None = None,
-                 decoder: str = DEFAULT_DECODER, beam: BeamSettings | None = None) -> None:
+                 decoder: str = DEFAULT_DECODER, beam: BeamSettings | None = None, beam_width: int = 0) -> None:
         decoder = resolve_decoder(manifest, decoder)
+        if beam_width < 0:
+            raise ConfigError(f"beam_width must not be negative, got {beam_width}")
         if decoder == "beam" and threads == 0:
             threads = max((os.cpu_count() or 2) - 1, 1)  # one core is the beam decoder's
         if manifest.kind != "ctc-line-recognizer":
@@ -408,7 +411,7 @@ class LineRecognizer:
         self._decoder: ThreadPoolExecutor | None = None
         self.stats = RecognizerStats()
         # None: greedy decoding
-        self.beam = (beam or BeamSettings.for_model(manifest)) if decoder == "beam" else None
+        self.beam = (beam or BeamSettings.for_model(manifest, beam_width)) if decoder == "beam" else None
         self.input_name = self.session.get_inputs()[0].name
         outputs = self.session.get_outputs()[0]
         self.output_name = outputs.name

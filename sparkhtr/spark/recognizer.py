@@ -100,11 +100,8 @@ def worker_recognizer(model: str, sha256: str, device: str, batch_lines: int, ba
             manifest = resolve_model(model)
             if manifest.sha256 != sha256:
                 raise ModelError(f"model {model!r} on this worker has sha256 {manifest.sha256}, driver saw {sha256}")
-            beam = None
-            if beam_width and resolve_decoder(manifest, decoder) == "beam":
-                beam = BeamSettings.for_model(manifest, beam_width)
             recognizer = LineRecognizer(manifest, device=device, threads=threads, gpu_id=gpu_id, precision=precision,
-                                        decoder=decoder, beam=beam)
+                                        decoder=decoder, beam_width=beam_width)
             if batch_lines or batch_pixels:
                 recognizer.policy = BatchPolicy.for_device(recognizer.device, batch_lines, batch_pixels)
             _recognizers[key] = recognizer

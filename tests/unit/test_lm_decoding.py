@@ -280,6 +280,10 @@ def test_a_beam_width_overrides_the_manifests(tmp_path, capsys):
     assert wide.beam.beam_width == 3 and wide.beam.alpha == 0.5  # the width alone changes
     assert [r.text for r in wide.recognize([blob_line(2)])] == ["aa"]
     assert worker_recognizer(str(folder), sha, "cpu", 0, 0, "fp32", "greedy", 3).beam is None
+    manifest = read_manifest(folder)
+    assert LineRecognizer(manifest, device="cpu", threads=1, beam_width=5).beam.beam_width == 5  # auto: beam
+    with pytest.raises(ConfigError, match="beam_width must not be negative"):
+        LineRecognizer(manifest, device="cpu", threads=1, beam_width=-1)
     # the CLI's eval-lines takes it too; a negative width is refused before any model loads
     buf = io.BytesIO()
     Image.fromarray(blob_line(2)).save(buf, "PNG")
