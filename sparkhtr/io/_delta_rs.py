@@ -67,6 +67,11 @@ ROWS_KEY = "sparkhtr.numRecords"
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 # Delta (and Spark's Delta writer) truncate string statistics to a 32-character prefix.
 STRING_STATS_PREFIX = 32
+# abort sweeps the table folder again until it stays clean this long (at most ABORT_SWEEP_LIMIT s):
+# Spark fails the job at the first failed task while its siblings are still being killed, and a
+# sibling that finishes its file in that moment reports to no one
+ABORT_QUIET_SECONDS = 1.0
+ABORT_SWEEP_LIMIT = 10.0
 PARTITION_TYPES = (StringType, ByteType, ShortType, IntegerType, LongType, BooleanType, DateType)
 
 # Spark's ExternalCatalogUtils.escapePathName set: Spark's partition discovery
@@ -488,23 +493,42 @@ class DeltaArrowWriter(DataSourceArrowWriter):
         )
 
     def abort(self, messages: list[WriterCommitMessage | None]) -> None:
-        """Delete the files of this write (tasks that failed or were killed return no message)."""
+        """Delete the files of this write (tasks that failed or were killed return no message).
+
+        The folder is swept for files named with this write's id until no new one has
+        appeared for ``ABORT_QUIET_SECONDS``: a task still running when the job failed may
+        finish its file after the first sweep.
+        """
         fs, root = filesystem(self.spec.path)
         root = root.rstrip("/")
-        doomed = {f"{root}/{f.path}" for m in messages if isinstance(m, DeltaCommitMessage) for f in m.files}
+        for path in {f"{root}/{f.path}" for m in messages if isinstance(m, DeltaCommitMessage) for f in m.files}:
+            _delete_quietly(fs, path)
+        deadline = time.monotonic() + ABORT_SWEEP_LIMIT
+        quiet_since = time.monotonic()
+        while True:
+            found = self._files_of_this_write(fs, root)
+            for path in found:
+                _delete_quietly(fs, path)
+            now = time.monotonic()
+            if found:
+                quiet_since = now
+            if now - quiet_since >= ABORT_QUIET_SECONDS or now >= deadline:
+                return
+            time.sleep(0.1)
+
+    def _files_of_this_write(self, fs: pafs.FileSystem, root: str) -> list[str]:
+        """Data files under ``root`` whose names carry this write's id."""
         try:
             listing = fs.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
         except OSError:
-            listing = []
-        doomed.update(
+            return []
+        return [
             info.path
             for info in listing
             if info.type == pafs.FileType.File
             and self.spec.write_id in posixpath.basename(info.path)
             and "/_delta_log/" not in info.path
-        )
-        for path in doomed:
-            _delete_quietly(fs, path)
+        ]
 
 
 def _split(batch: pa.RecordBatch, columns: Sequence[str]) -> Iterator[tuple[tuple[str | None, ...], pa.RecordBatch]]:
