@@ -107,6 +107,11 @@ class SegmenterConfig:
       (``segment_lines(..., baselines=)``), a line runs where the map's ridge is more
       probable than this; its track is set this far above the baseline, at the writing's
       middle, where the ink's own tracks run.
+    - ``insertion_gap`` / ``insertion_width``: words written between two lines (an
+      interlinear insertion, a correction above the words it replaces) whose lowest ink
+      stays this far above the middle of the line below, and which span at least this
+      width, are a line of their own, as transcriptions record them, and are painted out of
+      the line below's crop (0 for either leaves them in that line).
     """
 
     crop_height: int = 64
@@ -136,6 +141,8 @@ class SegmenterConfig:
     edge_strip: float = 0.05
     baseline_threshold: float = 0.3
     baseline_shift: float = 0.35
+    insertion_gap: float = 0.5
+    insertion_width: float = 1.5
 
 
 def _median(values: np.ndarray) -> float:
@@ -1013,6 +1020,99 @@ def _absorb_fragments(owner: np.ndarray, boxes: np.ndarray, counts: np.ndarray, 
             counts[c] = 0
 
 
+def _split_insertions(owner: np.ndarray, own: np.ndarray, px: _Pixels, stats: np.ndarray, keep: np.ndarray,
+                      middles: list[tuple[_Track, int, int]], q: int, unit: float, config: SegmenterConfig,
+                      added: list[tuple[int, float, int]]) -> bool:
+    """Give words written between lines a line of their own (in place); appends each new line's
+    host line id, centre y and left x (grid cells) to ``added``; whether any ink changed lines.
+
+    A line's zone reaches up to the valley before the line above, so a word written in
+    between (an insertion, a correction) joins the line below and garbles its crop.
+    Such words are the line's components whose lowest ink stays ``insertion_gap`` text
+    heights above the line's middle (its track), grouped left to right while less than a
+    text height apart. A group becomes a line when it spans ``insertion_width`` text
+    heights, holds letters (not only dots, accents or bars), is no taller than the writing
+    (taller ink there is a flourish, a paraph or a stamp), is not one long stroke (an
+    underline) and lies over the line's own words (not a superscript beyond its end).
+    """
+    n_lines = len(middles)
+    if not n_lines or not own.size:
+        return False
+    n = stats.shape[0]
+    assigned = own > 0
+    pairs, votes = np.unique(px.lab[assigned].astype(np.int64) * (n_lines + 1) + own[assigned], return_counts=True)
+    comp, line = pairs // (n_lines + 1), pairs % (n_lines + 1)
+    first = np.lexsort((-votes, comp))
+    first = first[np.r_[True, comp[first][1:] != comp[first][:-1]]]
+    line_of = np.zeros(n, np.int64)
+    line_of[comp[first]] = line[first]
+    x, y, cw, ch = (stats[:, i].astype(np.float64) for i in range(4))
+    relabel = np.zeros(n, np.int64)
+    for k in np.unique(line_of[keep & (line_of > 0)]).tolist():
+        members = np.flatnonzero(keep & (line_of == k))
+        track, by0, bx0 = middles[k - 1]
+        middle = (track.y_at((x[members] + cw[members] / 2) / q - bx0) + by0 + 0.5) * q
+        above = y[members] + ch[members] <= middle - config.insertion_gap * unit
+        host = members[~above]
+        floating = members[above]
+        if floating.size == 0 or host.size == 0:
+            continue
+        for group in _runs_of(floating[np.argsort(x[floating])], x, cw, unit):
+            gx0, gx1 = float(x[group].min()), float((x[group] + cw[group]).max())
+            gy0, gy1 = float(y[group].min()), float((y[group] + ch[group]).max())
+            letters = int(((ch[group] >= 0.4 * unit) & (cw[group] >= 0.2 * unit)).sum())
+            under = np.clip(np.minimum(x[host] + cw[host], gx1) - np.maximum(x[host], gx0), 0, None).sum()
+            if (gx1 - gx0 < config.insertion_width * unit or not letters or gy1 - gy0 > 1.2 * unit
+                    or (letters < 2 and gx1 - gx0 > 5 * (gy1 - gy0)) or under < 0.5 * (gx1 - gx0)):
+                continue
+            # the line above's own words, given to this line by the zones' cut: back to it
+            above_id = _line_above(middles, k, 0.5 * (gx0 + gx1), q)
+            if above_id and abs(0.5 * (gy0 + gy1) - _middle_at(middles[above_id - 1], 0.5 * (gx0 + gx1), q)) \
+                    <= 0.6 * unit:
+                relabel[group] = above_id
+                continue
+            relabel[group] = n_lines + 1 + len(added)
+            added.append((k, 0.5 * (gy0 + gy1) / q, int(gx0 / q)))
+    if relabel.any():
+        moved = relabel[px.lab]
+        hit = moved > 0
+        own[hit] = moved[hit]
+        owner[px.ys[hit], px.xs[hit]] = moved[hit].astype(owner.dtype)
+    return bool(relabel.any())
+
+
+def _middle_at(middle: tuple[_Track, int, int], x: float, q: int) -> float:
+    """A line's middle (its track) at page column ``x``, in analysis pixels."""
+    track, by0, bx0 = middle
+    return float((track.y_at(np.array([x / q - bx0]))[0] + by0 + 0.5) * q)
+
+
+def _line_above(middles: list[tuple[_Track, int, int]], k: int, x: float, q: int) -> int:
+    """The id of the line running nearest above line ``k`` at page column ``x`` (0: none)."""
+    own_y = _middle_at(middles[k - 1], x, q)
+    best, best_y = 0, -math.inf
+    for j, (track, by0, bx0) in enumerate(middles, start=1):
+        if j == k or not track.x0 + bx0 <= x / q < track.x1 + bx0:
+            continue
+        y = _middle_at((track, by0, bx0), x, q)
+        if best_y < y < own_y:
+            best, best_y = j, y
+    return best
+
+
+def _runs_of(comps: np.ndarray, x: np.ndarray, cw: np.ndarray, unit: float) -> list[np.ndarray]:
+    """Components (sorted by left edge) grouped left to right while less than ``unit`` apart."""
+    groups: list[list[int]] = []
+    right = -math.inf
+    for c in comps.tolist():
+        if x[c] > right + unit:
+            groups.append([])
+            right = -math.inf
+        groups[-1].append(c)
+        right = max(right, x[c] + cw[c])
+    return [np.asarray(g) for g in groups]
+
+
 def _envelope(mask: np.ndarray, step: int, pad: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Bin edges and the upper / lower ink edge per bin of a line mask (interpolated over gaps)."""
     h, w = mask.shape
@@ -1203,6 +1303,7 @@ def segment_lines(gray: np.ndarray, config: SegmenterConfig = SegmenterConfig(),
 
     pixel_zone = np.zeros((h, w), np.int32)  # line id per pixel (0 = none)
     order: list[tuple[int, float, int]] = []  # (block, centre y, left x) of line id k at index k - 1
+    middles: list[tuple[_Track, int, int]] = []  # line id k's track and its block's origin (grid cells)
     margin = max(1, int(u))
     for b_index, block in enumerate(blocks):
         # a strip along an edge of the scan: the facing page, the binding or the paper's edge
@@ -1231,12 +1332,21 @@ def segment_lines(gray: np.ndarray, config: SegmenterConfig = SegmenterConfig(),
         region = pixel_zone[ya:yb, xa:xb]
         region[zone_px > 0] = zone_px[zone_px > 0]
         order.extend((b_index, float(np.nanmedian(np.asarray(t.ys))) + y0, t.x0 + x0) for t in tracks)
+        middles.extend((t, y0, x0) for t in tracks)
     if not order:
         return []
 
     owner, own = _assign(labels, px, stats, keep, seed, pixel_zone, unit, len(order))
     boxes, counts = _line_boxes(own, px.ys, px.xs, len(order))
     _absorb_fragments(owner, boxes, counts, [b for b, _, _ in order], unit)
+    inserted: dict[int, int] = {}  # line id of words written between lines -> the line below
+    if config.insertion_gap > 0 and config.insertion_width > 0:
+        own = owner[px.ys, px.xs]  # after the fragments joined their lines
+        added: list[tuple[int, float, int]] = []
+        if _split_insertions(owner, own, px, stats, keep, middles, q, unit, config, added):
+            inserted = {len(order) + i + 1: k for i, (k, _, _) in enumerate(added)}
+            order.extend((order[k - 1][0], y, x) for k, y, x in added)
+            boxes, counts = _line_boxes(own, px.ys, px.xs, len(order))
     pad = max(1, round(config.padding * unit))
     # the ink of a well-filled line: tiny "lines" (ticks, specks, stray marks) hold a few percent of it
     ink_ref = float(np.percentile(counts[counts > 0], 80)) if (counts > 0).any() else 0.0
@@ -1244,24 +1354,35 @@ def segment_lines(gray: np.ndarray, config: SegmenterConfig = SegmenterConfig(),
     if share is not None and config.line_share > 0:
         owned = owner[px.ys, px.xs]  # after the fragments joined their lines
         line_share = np.bincount(owned, weights=share, minlength=counts.size) / np.maximum(counts, 1)
-    results: list[tuple[tuple[int, float, int], SegmentedLine]] = []
-    for line_id in np.flatnonzero(counts).tolist():
+
+    def is_line(line_id: int) -> bool:
         y_lo, y_hi, x_lo, x_hi = boxes[line_id].tolist()
         height, width = y_hi - y_lo, x_hi - x_lo
         if height < config.min_line_height * unit or counts[line_id] < config.min_line_ink * ink_ref:
-            continue
+            return False
         # a line of writing runs along: a "line" about as tall as wide and taller than the
         # writing is a blob (a stamp, a seal, a flourish, a tangle of strokes, upright debris)
         if height > config.blob_height * unit and height > config.blob_aspect * width:
-            continue
+            return False
         # and a line whose writing, taken together, does not run horizontally (a seal, a
         # stamp's texture, a tangle of flourishes) is no line of writing
         if line_share is not None and line_share[line_id] < config.line_share:
-            continue
+            return False
         # so is a line of its own in a strip along the scan's edge (a block reaching there
         # may hold one: specks and shadows along the paper's edge below the last line)
-        if _in_edge_band(y_lo, y_hi, x_lo, x_hi, h, w):
-            continue
+        return not _in_edge_band(y_lo, y_hi, x_lo, x_hi, h, w)
+
+    kept = [line_id for line_id in np.flatnonzero(counts).tolist() if is_line(line_id)]
+    for line_id, host in inserted.items():
+        if line_id not in kept:  # too little to stand alone: the words stay in the line below
+            y_lo, y_hi, x_lo, x_hi = boxes[line_id].tolist()
+            window = owner[y_lo:y_hi, x_lo:x_hi]
+            window[window == line_id] = host
+            boxes[host] = (min(y_lo, boxes[host][0]), max(y_hi, boxes[host][1]),
+                           min(x_lo, boxes[host][2]), max(x_hi, boxes[host][3]))
+    results: list[tuple[tuple[int, float, int], SegmentedLine]] = []
+    for line_id in kept:
+        y_lo, y_hi, x_lo, x_hi = boxes[line_id].tolist()
         by0, by1 = max(0, y_lo - pad), min(h, y_hi + pad)
         bx0, bx1 = max(0, x_lo - pad), min(w, x_hi + pad)
         mine = (owner[by0:by1, bx0:bx1] == line_id).astype(np.uint8)

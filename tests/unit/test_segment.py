@@ -456,3 +456,37 @@ def test_numbers_in_a_tight_margin_stay_with_their_lines():
     lines = segment_lines(page)
     assert len(lines) == 8
     assert all(line.bbox.x0 < 30 for line in lines)
+
+
+def _page_with_insertion(scale: float) -> tuple[np.ndarray, list, tuple[int, int, int, int]]:
+    """Five lines and a word written in the gap above the third line's words, and its box."""
+    page, truth = _page(5, spacing=110)
+    (w, h), descent = cv2.getTextSize("over", FONT, scale, 2)
+    x, base = truth[2][0] + 150, truth[2][1] - 14
+    cv2.putText(page, "over", (x, base), FONT, scale, 25, 2)
+    return page, truth, (x, base - h, x + w, base + descent)
+
+
+def test_a_word_written_between_lines_is_a_line_of_its_own():
+    page, truth, inserted = _page_with_insertion(1.3)
+    lines = segment_lines(page)
+    assert len(lines) == 6
+    # read between the line above and the line it was written over
+    assert _iou(_box(lines[2]), inserted) > 0.5
+    for line, box in zip(lines[:2] + lines[3:], truth, strict=True):
+        assert _iou(_box(line), box) > 0.5
+    below = lines[3]
+    assert below.bbox.y0 > inserted[3] - 5  # the word is no longer in the line below
+    # before the insertion pass, the word stayed in (and garbled) the line below
+    merged = segment_lines(page, SegmenterConfig(insertion_gap=0))
+    assert len(merged) == 5
+    assert merged[2].bbox.y0 < inserted[3] - 10
+
+
+def test_a_word_too_small_for_a_line_stays_in_the_line_below():
+    # split off as an insertion, then too low for a line of its own: its ink must not be lost
+    page, truth, inserted = _page_with_insertion(1.2)
+    lines = segment_lines(page)
+    assert len(lines) == 5
+    assert lines[2].bbox.y0 < inserted[3] - 10
+    assert (lines[2].crop < 128).sum() > 0
