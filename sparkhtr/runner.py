@@ -21,13 +21,13 @@ from pyspark.sql import functions as F
 
 from sparkhtr import __version__
 from sparkhtr.core.baselines import DEFAULT_SEGMENTER
-from sparkhtr.core.recognize import DEFAULT_DECODER, recognizer_ref
+from sparkhtr.core.recognize import DEFAULT_DECODER
 from sparkhtr.errors import ConfigError
 from sparkhtr.io.delta import read_delta, replace_groups, table_exists
 from sparkhtr.spark.files import read_binary_files, read_listed_files
 from sparkhtr.spark.incremental import FilePlan, drop_unchanged_content, plan_files
 from sparkhtr.spark.line_segmenter import segmenter_ref
-from sparkhtr.spark.pipeline import build_pipeline, lines_table, pages_table
+from sparkhtr.spark.pipeline import build_pipeline, lines_table, pages_table, recognizer_stage
 from sparkhtr.spark.schemas import RUNS_TABLE
 
 ProgressCallback = Callable[["Progress"], None]
@@ -194,12 +194,10 @@ def recognize_to_tables(spark: SparkSession, inputs: Sequence[str], out_dir: str
     >>> recognize_to_tables(spark, ["samples/pages"], "/tmp/out")  # doctest: +SKIP
     RunSummary(run_id='...', input='samples/pages', files=5, pages=6, errors=0, lines=131, ...)
     """
-    from sparkhtr.registry import resolve_model
-
     if files_per_commit < 1:
         raise ConfigError(f"files_per_commit must be at least 1, not {files_per_commit}")
     pipeline = default_pipeline(model=model, device=device, pdf_dpi=pdf_dpi, decoder=decoder, segmenter=segmenter)
-    recognizer = recognizer_ref(resolve_model(model), decoder)
+    recognizer = recognizer_stage(pipeline).recognizerRef(spark)
     run_id = uuid.uuid4().hex
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()

@@ -26,12 +26,13 @@ from pyspark.sql.streaming import StreamingQuery
 from pyspark.sql.types import BinaryType, LongType, StringType, StructField, StructType, TimestampType
 
 from sparkhtr.core.baselines import DEFAULT_SEGMENTER
-from sparkhtr.core.recognize import DEFAULT_DECODER, recognizer_ref
+from sparkhtr.core.recognize import DEFAULT_DECODER
 from sparkhtr.errors import ConfigError
 from sparkhtr.io.delta import read_delta, table_exists
 from sparkhtr.runner import BatchStats, RunSummary, default_pipeline, record_run, write_batch
 from sparkhtr.spark.files import with_empty_files
 from sparkhtr.spark.incremental import drop_unchanged_content, plan_files
+from sparkhtr.spark.pipeline import recognizer_stage
 
 BINARY_FILE_SCHEMA = StructType([
     StructField("path", StringType(), False),
@@ -86,12 +87,10 @@ def watch_to_tables(
     each micro-batch and marked ``stopped`` or ``failed`` at the end (see
     :func:`finish_watch`).
     """
-    from sparkhtr.registry import resolve_model
-
     if max_files_per_trigger < 1:
         raise ConfigError(f"max_files_per_trigger must be at least 1, not {max_files_per_trigger}")
     pipeline = default_pipeline(model=model, device=device, pdf_dpi=pdf_dpi, decoder=decoder, segmenter=segmenter)
-    recognizer = recognizer_ref(resolve_model(model), decoder)
+    recognizer = recognizer_stage(pipeline).recognizerRef(spark)
     state = WatchState(
         summary=RunSummary(run_id=uuid.uuid4().hex, input=f"watch:{input_path}", files=0, pages=0, errors=0, lines=0,
                            seconds=0.0, recognizer=recognizer, segmenter=None),

@@ -78,6 +78,7 @@ class BatchPolicy:
 
 DECODERS = ("auto", "greedy", "beam")
 DEFAULT_DECODER = "auto"
+DEFAULT_BEAM_WIDTH = 16  # beams when a manifest's language_model names no beam_width
 
 
 def resolve_decoder(manifest: ModelManifest, decoder: str = DEFAULT_DECODER) -> str:
@@ -94,16 +95,24 @@ def resolve_decoder(manifest: ModelManifest, decoder: str = DEFAULT_DECODER) -> 
     return decoder
 
 
-def recognizer_ref(manifest: ModelManifest, decoder: str = DEFAULT_DECODER) -> str:
-    """What the tables' ``recognizer`` column records: ``name@version``, plus ``+charlm`` for beam search.
+def recognizer_ref(manifest: ModelManifest, decoder: str = DEFAULT_DECODER, beam_width: int = 0) -> str:
+    """What the tables' ``recognizer`` column records: ``name@version``, plus ``+charlm`` for beam search,
+    plus ``:beamN`` when ``beam_width`` overrides the manifest's number of beams.
 
-    The decoder changes the text, so a rerun tells the two apart like two model versions.
+    The decoder and its beams change the text, so a rerun tells them apart like two model versions.
 
     >>> from sparkhtr.registry import resolve_model
     >>> recognizer_ref(resolve_model(), "beam").endswith("+charlm")
     True
+    >>> recognizer_ref(resolve_model(), "beam", beam_width=16).endswith("+charlm:beam16")
+    True
     """
-    return manifest.ref + ("+charlm" if resolve_decoder(manifest, decoder) == "beam" else "")
+    if resolve_decoder(manifest, decoder) != "beam":
+        return manifest.ref
+    spec = manifest.extra.get("language_model")
+    shipped = int(spec.get("beam_width", DEFAULT_BEAM_WIDTH)) if isinstance(spec, dict) else DEFAULT_BEAM_WIDTH
+    overridden = beam_width and beam_width != shipped
+    return f"{manifest.ref}+charlm" + (f":beam{beam_width}" if overridden else "")
 
 
 @dataclass(frozen=True)
@@ -115,7 +124,7 @@ class BeamSettings:
     """
 
     language_model: CharNgramLM | None
-    beam_width: int = 16
+    beam_width: int = DEFAULT_BEAM_WIDTH
     alpha: float = 0.5
     beta: float = 1.0
 
@@ -135,7 +144,7 @@ class BeamSettings:
             lm = _language_models[str(path)] = CharNgramLM.load(path)
         if lm.characters != manifest.alphabet:
             raise ModelError(f"language model {path} was built for another alphabet than {manifest.ref}'s")
-        return cls(lm, beam_width or int(spec.get("beam_width", 16)), float(spec.get("alpha", 0.5)),
+        return cls(lm, beam_width or int(spec.get("beam_width", DEFAULT_BEAM_WIDTH)), float(spec.get("alpha", 0.5)),
                    float(spec.get("beta", 1.0)))
 
 

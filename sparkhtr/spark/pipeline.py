@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from pyspark.ml import Pipeline
+from pyspark.ml import Pipeline, PipelineModel
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
@@ -37,6 +37,19 @@ def build_pipeline(*, model: str = DEFAULT_MODEL, device: str = "auto", lines_mo
         HandwrittenTextRecognizer(model=model, device=device, decoder=decoder),
     ]
     return Pipeline(stages=stages)
+
+
+def recognizer_stage(pipeline: Pipeline | PipelineModel) -> HandwrittenTextRecognizer:
+    """The pipeline's :class:`HandwrittenTextRecognizer` stage (:class:`ValueError` without one).
+
+    >>> recognizer_stage(build_pipeline(decoder="greedy")).getDecoder()
+    'greedy'
+    """
+    stages = pipeline.getStages() if isinstance(pipeline, Pipeline) else pipeline.stages
+    for stage in stages:
+        if isinstance(stage, HandwrittenTextRecognizer):
+            return stage
+    raise ValueError("the pipeline has no HandwrittenTextRecognizer stage")
 
 
 def _stamp(run_id: str, processed_at: Column) -> list[Column]:

@@ -242,6 +242,16 @@ class HandwrittenTextRecognizer(ArrowTransformer, HasInputCol, HasOutputCol):
         """Set Param ``model`` (and forget a pinned sha256, which belonged to the old model)."""
         return self._set(model=value, modelSha256="")
 
+    def recognizerRef(self, spark: Any) -> str:
+        """What this stage writes to the ``recognizer`` column under ``spark``'s confs (see
+        :func:`~sparkhtr.core.recognize.recognizer_ref`): the key a rerun compares.
+
+        >>> HandwrittenTextRecognizer(beamWidth=16).recognizerRef(spark)  # doctest: +SKIP
+        'sparkhtr-latin-crnn@0.19.1+charlm:beam16'
+        """
+        params = self.effectiveParams(spark)
+        return recognizer_ref(resolve_model(self.getModel()), params["decoder"], params["beamWidth"])
+
     def workerMetrics(self) -> dict[int, dict[str, Any]]:
         """Per Python worker process (by pid) of the last transform's jobs so far: ``session_loads`` (of this
         stage's model: other stages' networks, such as the learned segmenter's, are not counted),
@@ -311,7 +321,7 @@ class HandwrittenTextRecognizer(ArrowTransformer, HasInputCol, HasOutputCol):
                  params["precision"], params["decoder"], params["beamWidth"])
         if resolve_decoder(manifest, params["decoder"]) == "beam":
             BeamSettings.for_model(manifest)  # fail on the driver when the model ships no language model
-        ref = recognizer_ref(manifest, params["decoder"])
+        ref = recognizer_ref(manifest, params["decoder"], params["beamWidth"])
         keep_crops, fail = self.getKeepCrops(), self.getHandleInvalid() == "error"
         metrics = self._metrics = _accumulator(dataset)
 

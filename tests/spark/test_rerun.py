@@ -136,3 +136,21 @@ def test_another_segmenter_counts_as_another_model_for_reprocess(spark):
     assert done(reprocess=True, segmenter=learned) == {"b", "c"}  # "a" was segmented the classical way
     assert done(reprocess=True, segmenter=classical) == {"a", "c"}
     assert done(reprocess=True) == {"a", "b", "c"}  # same recogniser, segmenter not asked about
+
+
+def test_another_beam_width_counts_as_another_recognizer(spark, tmp_path, inputs):
+    out = tmp_path / "tables"
+    recognize_to_tables(spark, [str(inputs)], str(out))
+    shipped = resolve_model(None).ref + "+charlm"
+    spark.conf.set("spark.sparkhtr.recognizer.beamWidth", "4")  # as a --profile file would set it
+    try:
+        redone = recognize_to_tables(spark, [str(inputs)], str(out), reprocess=True)
+        again = recognize_to_tables(spark, [str(inputs)], str(out), reprocess=True)
+    finally:
+        spark.conf.unset("spark.sparkhtr.recognizer.beamWidth")
+    assert redone.files_processed == 4  # the four readable pages, read again with 4 beams
+    assert redone.recognizer == again.recognizer == shipped + ":beam4"
+    assert again.files_processed == 0  # same model, same beams: nothing to redo
+    pages, lines, _ = tables(spark, out)
+    assert {r.recognizer for r in pages.where("status = 'ok'").collect()} == {shipped + ":beam4"}
+    assert {r.recognizer for r in lines.collect()} == {shipped + ":beam4"}

@@ -195,6 +195,10 @@ def test_recognizer_beam_decoder_reads_the_manifest_language_model(tmp_path):
     assert recognizer_ref(manifest, "beam") == "tiny-ctc@0.0.1+charlm"
     assert recognizer_ref(manifest, "greedy") == "tiny-ctc@0.0.1"
     assert recognizer_ref(manifest) == "tiny-ctc@0.0.1+charlm"  # auto: the model ships an LM
+    # another number of beams than the manifest's 8 changes the text: the tables record it
+    assert recognizer_ref(manifest, "beam", beam_width=8) == "tiny-ctc@0.0.1+charlm"
+    assert recognizer_ref(manifest, "auto", beam_width=4) == "tiny-ctc@0.0.1+charlm:beam4"
+    assert recognizer_ref(manifest, "greedy", beam_width=4) == "tiny-ctc@0.0.1"
     assert LineRecognizer(manifest, device="cpu", threads=1).beam is not None
 
 

@@ -485,7 +485,7 @@ def test_a_word_written_between_lines_is_a_line_of_its_own():
 
 def test_a_word_too_small_for_a_line_stays_in_the_line_below():
     # split off as an insertion, then too low for a line of its own: its ink must not be lost
-    page, truth, inserted = _page_with_insertion(1.2)
+    page, _, inserted = _page_with_insertion(1.2)
     lines = segment_lines(page)
     assert len(lines) == 5
     assert lines[2].bbox.y0 < inserted[3] - 10
