@@ -111,7 +111,9 @@ class SegmenterConfig:
       interlinear insertion, a correction above the words it replaces) whose lowest ink
       stays this far above the middle of the line below, and which span at least this
       width, are a line of their own, as transcriptions record them, and are painted out of
-      the line below's crop (0 for either leaves them in that line).
+      the line below's crop; such words lying on the middle of the line above are that
+      line's, cut off it by the zones, and go back to it (0 for either leaves them all in
+      the line below).
     """
 
     crop_height: int = 64
@@ -1033,7 +1035,10 @@ def _split_insertions(owner: np.ndarray, own: np.ndarray, px: _Pixels, stats: np
     text height apart. A group becomes a line when it spans ``insertion_width`` text
     heights, holds letters (not only dots, accents or bars), is no taller than the writing
     (taller ink there is a flourish, a paraph or a stamp), is not one long stroke (an
-    underline) and lies over the line's own words (not a superscript beyond its end).
+    underline) and lies over the line's own words (not a superscript beyond its end). A
+    group centred within 0.6 text heights of the middle of the line above is that line's
+    own words, which the cut between the zones gave to this one (close lines, tall
+    writing): it goes back to that line instead.
     """
     n_lines = len(middles)
     if not n_lines or not own.size:
@@ -1373,8 +1378,9 @@ def segment_lines(gray: np.ndarray, config: SegmenterConfig = SegmenterConfig(),
         return not _in_edge_band(y_lo, y_hi, x_lo, x_hi, h, w)
 
     kept = [line_id for line_id in np.flatnonzero(counts).tolist() if is_line(line_id)]
+    standing = set(kept)
     for line_id, host in inserted.items():
-        if line_id not in kept:  # too little to stand alone: the words stay in the line below
+        if line_id not in standing:  # too little to stand alone: the words stay in the line below
             y_lo, y_hi, x_lo, x_hi = boxes[line_id].tolist()
             window = owner[y_lo:y_hi, x_lo:x_hi]
             window[window == line_id] = host
