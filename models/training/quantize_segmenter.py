@@ -22,12 +22,9 @@ when the largest exceeds ``--max-diff``.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -62,9 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import onnxruntime as ort
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    from models.training.quantize import quantize_convolutions, write_quantized_manifest
     from sparkhtr.core.baselines import BaselineDetector
     from sparkhtr.registry import read_manifest
 
@@ -72,22 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     detector = BaselineDetector(source, device="cpu", threads=0)
     inputs = calibration_inputs(args.calibration, detector)
     input_name = detector.input_name
-
-    class Pages(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.pages: Iterator[np.ndarray] = iter(inputs)
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            x = next(self.pages, None)
-            return None if x is None else {input_name: x}
-
-    args.out.mkdir(parents=True, exist_ok=True)
     onnx_path = args.out / "model.onnx"
-    with tempfile.TemporaryDirectory() as tmp:
-        prepared = Path(tmp) / "prepared.onnx"
-        quant_pre_process(str(source.model_path), str(prepared), skip_symbolic_shape=True)
-        quantize_static(str(prepared), str(onnx_path), Pages(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8, op_types_to_quantize=["Conv"])
+    quantize_convolutions(source.model_path, onnx_path, inputs, input_name)
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
@@ -100,20 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         worst = max(worst, float(np.abs(got - expected).max()))
         means.append(float(np.abs(got - expected).mean()))
 
-    manifest = json.loads((args.model / "manifest.json").read_text(encoding="utf-8"))
-    manifest.update({
-        "name": args.out.name,
-        "version": f"{source.version}+int8",
-        "sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
-        "size_bytes": onnx_path.stat().st_size,
-        "quantization": (f"onnxruntime quantize_static, QDQ, Conv only, int8 weights per channel, uint8 activations "
-                         f"calibrated (MinMax) on {len(inputs)} generated sample pages; "
-                         f"from {source.ref} (sha256 {source.sha256[:12]}…)"),
-        "parity_max_abs_diff": worst,
-        "parity_mean_abs_diff": float(np.mean(means)),
-    })
-    (args.out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",
-                                            encoding="utf-8")
+    manifest = write_quantized_manifest(args.model, args.out, f"{len(inputs)} generated sample pages",
+                                        parity_max_abs_diff=worst, parity_mean_abs_diff=float(np.mean(means)))
     shutil.copyfile(args.model / "LICENSE", args.out / "LICENSE")
     print(json.dumps({"onnx": str(onnx_path), "bytes": manifest["size_bytes"], "calibration_pages": len(inputs),
                       "parity_max_abs_diff": worst, "parity_mean_abs_diff": manifest["parity_mean_abs_diff"]}))
