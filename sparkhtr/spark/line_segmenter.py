@@ -41,15 +41,17 @@ from sparkhtr.spark.base import (
 from sparkhtr.spark.recognizer import task_cores_and_gpu
 from sparkhtr.spark.schemas import IMAGE, LINES, require_columns
 
-# @2: crops framed around the baseline (SegmenterConfig.crop_above / crop_below)
-METHODS = {"classical": "sparkhtr-classical@2", "whole": "whole-image@1", "learned": "sparkhtr-learned@1"}
+# Bumped when a method's lines change, so --reprocess redoes pages read the old way. classical @2:
+# crops framed around the baseline (SegmenterConfig.crop_above / crop_below); classical @3 and
+# learned @2: words written between lines are lines of their own (SegmenterConfig.insertion_gap)
+METHODS = {"classical": "sparkhtr-classical@3", "whole": "whole-image@1", "learned": "sparkhtr-learned@2"}
 
 
 def segmenter_ref(method: str, segmenter_model: str = DEFAULT_SEGMENTER_MODEL) -> str:
     """What the tables' ``segmenter`` column records for a method (and, for ``learned``, its model).
 
     >>> segmenter_ref("classical")
-    'sparkhtr-classical@2'
+    'sparkhtr-classical@3'
     """
     if method not in METHODS:
         raise ConfigError(f"LineSegmenter method must be one of {sorted(METHODS)}, got {method!r}")

@@ -36,7 +36,7 @@ def test_readme_job_on_sample_pages(spark, tmp_path, capsys):
         assert page.status == "ok" and page.error is None
         assert page.recognizer == resolve_model().ref + "+charlm"  # beam search with the bundled LM
         # the default (learned) segmenter finds every line of these clean pages, give or take one
-        assert page.segmenter.startswith("sparkhtr-learned@1+kraken-blla-int8@")
+        assert page.segmenter.startswith("sparkhtr-learned@2+kraken-blla-int8@")
         assert abs(page.n_lines - len(row["lines"])) <= max(1, len(row["lines"]) // 10)
         refs.append("\n".join(alphabet.normalize(line["text"]) for line in row["lines"]))
         hyps.append(page.text)

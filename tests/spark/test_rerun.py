@@ -120,8 +120,8 @@ def test_another_segmenter_counts_as_another_model_for_reprocess(spark):
     from sparkhtr.spark.line_segmenter import segmenter_ref
 
     classical, learned = segmenter_ref("classical"), segmenter_ref("learned")
-    assert learned.startswith("sparkhtr-learned@1+kraken-blla-int8@") and classical != learned
-    assert segmenter_ref("learned", "kraken-blla").startswith("sparkhtr-learned@1+kraken-blla@")
+    assert learned.startswith("sparkhtr-learned@2+kraken-blla-int8@") and classical != learned
+    assert segmenter_ref("learned", "kraken-blla").startswith("sparkhtr-learned@2+kraken-blla@")
     rec = "sparkhtr-latin-crnn@0.16.0+charlm"
     pages = spark.createDataFrame(
         [("a", "s1", 1, None, "ok", rec, classical), ("b", "s2", 2, None, "ok", rec, learned),

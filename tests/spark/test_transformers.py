@@ -125,7 +125,7 @@ def test_learned_segmenter_finds_the_same_lines_and_keeps_error_rows(files_df, t
     rows = {(r.path.rsplit("/", 1)[-1], r.page): r for r in loaded.transform(pages).collect()}
     assert rows[("page.png", 1)].n_lines == 3
     assert rows[("two pages.tif", 1)].n_lines == 1 and rows[("two pages.tif", 2)].n_lines == 2
-    assert rows[("page.png", 1)].segmenter.startswith("sparkhtr-learned@1+kraken-blla-int8@")
+    assert rows[("page.png", 1)].segmenter.startswith("sparkhtr-learned@2+kraken-blla-int8@")
     assert rows[("broken.png", 0)].status == "error" and rows[("broken.png", 0)].lines is None
     with pytest.raises(ConfigError, match="not a baseline-segmenter"):
         LineSegmenter(method="learned", segmenterModel="sparkhtr-latin-crnn").transform(pages)
