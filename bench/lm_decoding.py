@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sparkhtr.core.alphabet import Alphabet
 from sparkhtr.core.ctc import beam_decode, greedy_decode
 from sparkhtr.core.lm import CharNgramLM
-from sparkhtr.core.recognize import LineRecognizer
+from sparkhtr.core.recognize import LineRecognizer, manifest_beam_width
 from sparkhtr.core.types import RecognizedLine
 from sparkhtr.evaluation import evaluate_lines, load_line_parquet
 from sparkhtr.registry import resolve_model
@@ -91,9 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     logps, refs, groups = line_log_probs(args.model, args.data, args.threads)
     manifest = resolve_model(args.model)
     characters = manifest.alphabet
-    if not args.beam_width:
-        spec = manifest.extra.get("language_model")
-        args.beam_width = int(spec.get("beam_width", 16)) if isinstance(spec, dict) else 16
+    args.beam_width = args.beam_width or manifest_beam_width(manifest)
     lm = CharNgramLM.load(args.lm)
     tune = [i for i in range(len(refs)) if i % 2 == 0]
     held = [i for i in range(len(refs)) if i % 2 == 1]

@@ -95,6 +95,17 @@ def resolve_decoder(manifest: ModelManifest, decoder: str = DEFAULT_DECODER) -> 
     return decoder
 
 
+def manifest_beam_width(manifest: ModelManifest) -> int:
+    """The beams a model's manifest declares for its language model (``DEFAULT_BEAM_WIDTH`` when it names none).
+
+    >>> from sparkhtr.registry import resolve_model
+    >>> manifest_beam_width(resolve_model())
+    64
+    """
+    spec = manifest.extra.get("language_model")
+    return int(spec.get("beam_width", DEFAULT_BEAM_WIDTH)) if isinstance(spec, dict) else DEFAULT_BEAM_WIDTH
+
+
 def recognizer_ref(manifest: ModelManifest, decoder: str = DEFAULT_DECODER, beam_width: int = 0) -> str:
     """What the tables' ``recognizer`` column records: ``name@version``, plus ``+charlm`` for beam search,
     plus ``:beamN`` when ``beam_width`` overrides the manifest's number of beams.
@@ -109,9 +120,7 @@ def recognizer_ref(manifest: ModelManifest, decoder: str = DEFAULT_DECODER, beam
     """
     if resolve_decoder(manifest, decoder) != "beam":
         return manifest.ref
-    spec = manifest.extra.get("language_model")
-    shipped = int(spec.get("beam_width", DEFAULT_BEAM_WIDTH)) if isinstance(spec, dict) else DEFAULT_BEAM_WIDTH
-    overridden = beam_width and beam_width != shipped
+    overridden = beam_width and beam_width != manifest_beam_width(manifest)
     return f"{manifest.ref}+charlm" + (f":beam{beam_width}" if overridden else "")
 
 
@@ -144,7 +153,7 @@ class BeamSettings:
             lm = _language_models[str(path)] = CharNgramLM.load(path)
         if lm.characters != manifest.alphabet:
             raise ModelError(f"language model {path} was built for another alphabet than {manifest.ref}'s")
-        return cls(lm, beam_width or int(spec.get("beam_width", DEFAULT_BEAM_WIDTH)), float(spec.get("alpha", 0.5)),
+        return cls(lm, beam_width or manifest_beam_width(manifest), float(spec.get("alpha", 0.5)),
                    float(spec.get("beta", 1.0)))
 
 
