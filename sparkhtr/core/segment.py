@@ -916,6 +916,31 @@ def _zones(smeared: np.ndarray, tracks: list[_Track], reach: float, extend: int)
 # ----------------------------------------------------------------------------- lines
 
 
+def _majority(lab: np.ndarray, line: np.ndarray, n: int, n_lines: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per component (``n`` labels): the line id (1..``n_lines``) most of its pixels carry, that
+    many pixels, and its pixels carrying any line (``lab`` and ``line`` per ink pixel, 0 = none).
+
+    >>> _majority(np.array([1, 1, 1, 2]), np.array([2, 2, 1, 0]), 3, 2)[0].tolist()
+    [0, 2, 0]
+    """
+    voting = line > 0
+    n_zones = n_lines + 1
+    if n * n_zones <= 4_000_000:
+        votes = np.bincount(lab[voting] * n_zones + line[voting], minlength=n * n_zones).reshape(n, n_zones)
+        return votes.argmax(axis=1), votes.max(axis=1), votes.sum(axis=1)
+    # many components and lines: count the (component, line) pairs that occur
+    pairs, counts = np.unique(lab[voting] * n_zones + line[voting], return_counts=True)
+    comp, zone = pairs // n_zones, pairs % n_zones
+    total = np.bincount(comp, weights=counts, minlength=n)
+    order = np.lexsort((-counts, comp))
+    first = order[np.r_[True, comp[order][1:] != comp[order][:-1]]]
+    line_of = np.zeros(n, np.int64)
+    best = np.zeros(n)
+    line_of[comp[first]] = zone[first]
+    best[comp[first]] = counts[first]
+    return line_of, best, total
+
+
 def _assign(labels: np.ndarray, px: _Pixels, stats: np.ndarray, keep: np.ndarray, seed: np.ndarray,
             pixel_zone: np.ndarray, unit: float, n_lines: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-pixel line id (0 = none), as a map and per ink pixel: each component joins the zone
@@ -928,23 +953,7 @@ def _assign(labels: np.ndarray, px: _Pixels, stats: np.ndarray, keep: np.ndarray
     n = stats.shape[0]
     ys, xs, lab = px.ys, px.xs, px.lab  # all work below is on the ink pixels only
     zon = pixel_zone[ys, xs].astype(np.int64)
-    n_zones = n_lines + 1
-    voting = zon > 0
-    if n * n_zones <= 4_000_000:
-        votes = np.bincount(lab[voting] * n_zones + zon[voting], minlength=n * n_zones).reshape(n, n_zones)
-        line_of = votes.argmax(axis=1)
-        best = votes.max(axis=1)
-        total = votes.sum(axis=1)
-    else:  # many components and lines: count the (component, zone) pairs that occur
-        pairs, counts = np.unique(lab[voting] * n_zones + zon[voting], return_counts=True)
-        comp, zone = pairs // n_zones, pairs % n_zones
-        total = np.bincount(comp, weights=counts, minlength=n)
-        order = np.lexsort((-counts, comp))
-        first = order[np.r_[True, comp[order][1:] != comp[order][:-1]]]
-        line_of = np.zeros(n, np.int64)
-        best = np.zeros(n)
-        line_of[comp[first]] = zone[first]
-        best[comp[first]] = counts[first]
+    line_of, best, total = _majority(lab, zon, n, n_lines)
     line_of = np.where(keep & (total > 0), line_of, 0)
     split = seed & (line_of > 0) & (best < 0.8 * total) & (stats[:, cv2.CC_STAT_HEIGHT] > 1.5 * unit)
     own = np.where(seed, line_of, 0)[lab]
@@ -1044,13 +1053,7 @@ def _split_insertions(owner: np.ndarray, own: np.ndarray, px: _Pixels, stats: np
     if not n_lines or not own.size:
         return False
     n = stats.shape[0]
-    assigned = own > 0
-    pairs, votes = np.unique(px.lab[assigned].astype(np.int64) * (n_lines + 1) + own[assigned], return_counts=True)
-    comp, line = pairs // (n_lines + 1), pairs % (n_lines + 1)
-    first = np.lexsort((-votes, comp))
-    first = first[np.r_[True, comp[first][1:] != comp[first][:-1]]]
-    line_of = np.zeros(n, np.int64)
-    line_of[comp[first]] = line[first]
+    line_of = _majority(px.lab, own.astype(np.int64), n, n_lines)[0]
     x, y, cw, ch = (stats[:, i].astype(np.float64) for i in range(4))
     relabel = np.zeros(n, np.int64)
     for k in np.unique(line_of[keep & (line_of > 0)]).tolist():
