@@ -19,7 +19,7 @@ the quantisation and parity figures), the source's language model and a short
 probability difference, share of identical greedy decodes, character error rate of the
 int8 decodes against the float ones) and exits non-zero when that rate exceeds
 ``--max-drift``. The output folder is git-ignored: build it
-where it is used (about 15 s).
+where it is used (6 s on 2 cores).
 """
 
 from __future__ import annotations
