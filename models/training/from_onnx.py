@@ -70,7 +70,8 @@ def onnx_state_dict(onnx_path: Path) -> tuple[dict[str, torch.Tensor], dict[str,
     """Torch parameters of the CRNN in ``onnx_path`` (BatchNorm folded) and its sizes.
 
     The sizes (``channels``, ``hidden``, ``layers``, ``num_classes``, ``refine_hidden`` when the
-    model has a refine stage and ``cnn_residual`` when it has residual blocks at the CNN's top)
+    model has a refine stage, ``refine_stages`` when it has more than one and ``cnn_residual``
+    when it has residual blocks at the CNN's top)
     are read off the weight shapes and the node counts. BatchNorm entries are absent:
     :func:`rebuild` measures them.
 
@@ -89,13 +90,14 @@ def onnx_state_dict(onnx_path: Path) -> tuple[dict[str, torch.Tensor], dict[str,
     convs = [n for n in graph.node if n.op_type == "Conv"]
     lstms = [n for n in graph.node if n.op_type == "LSTM"]
     matmuls = [n for n in graph.node if n.op_type == "MatMul" and n.input[1] in values]
-    # a refine stage (model.grow_refine) adds its output layer's MatMul and its own LSTM node
-    # last; each residual block at the CNN's top (model.grow_cnn) two Conv nodes after the six
-    refined = len(matmuls) == 3
+    # each refine stage (model.grow_refine, grow_refine_stages) adds its output layer's MatMul
+    # before the head's and its own LSTM node after the BiLSTM's; each residual block at the
+    # CNN's top (model.grow_cnn) two Conv nodes after the six
+    stages = len(matmuls) - 2
     blocks = (len(convs) - 6) // 2
-    if len(convs) < 6 or len(convs) % 2 or len(matmuls) not in (2, 3) or len(lstms) < 1 + refined:
-        raise OnnxLayoutError(f"{onnx_path}: expected 6 (+ 2 per residual block) Conv, 2 or 3 MatMul and "
-                              f"LSTM nodes, found {len(convs)}, {len(matmuls)} and {len(lstms)}")
+    if len(convs) < 6 or len(convs) % 2 or stages < 0 or len(lstms) < 1 + stages:
+        raise OnnxLayoutError(f"{onnx_path}: expected 6 (+ 2 per residual block) Conv, 2 (+ 1 per refine stage) "
+                              f"MatMul and LSTM nodes, found {len(convs)}, {len(matmuls)} and {len(lstms)}")
 
     def bias_after(node) -> np.ndarray:
         # the Add that consumes the MatMul's output carries the Linear's bias
@@ -111,14 +113,15 @@ def onnx_state_dict(onnx_path: Path) -> tuple[dict[str, torch.Tensor], dict[str,
         state[f"{name}.weight"] = values[node.input[1]]
         state[f"{name}.folded_bias"] = values[node.input[2]]
     linears = {"project.0": matmuls[0], "head.1": matmuls[-1]}
-    lstm_prefixes = ["rnn"] * len(lstms)
-    if refined:
-        linears["refine_out"] = matmuls[1]
-        lstm_prefixes[-1] = "refine"
+    refine_names = [("refine", "refine_out")] + [(f"refine_extra.{i}.lstm", f"refine_extra.{i}.out")
+                                                  for i in range(stages - 1)]
+    lstm_prefixes = ["rnn"] * (len(lstms) - stages) + [lstm for lstm, _ in refine_names[:stages]]
+    for (_, out), node in zip(refine_names, matmuls[1:-1], strict=False):
+        linears[out] = node
     for prefix, node in linears.items():
         state[f"{prefix}.weight"] = values[node.input[1]].T
         state[f"{prefix}.bias"] = bias_after(node)
-    layers = {"rnn": 0, "refine": 0}
+    layers = dict.fromkeys(lstm_prefixes, 0)
     for prefix, node in zip(lstm_prefixes, lstms, strict=True):
         w, r, b = (values[name] for name in node.input[1:4])
         units, layer = int(r.shape[-1]), layers[prefix]
@@ -135,8 +138,10 @@ def onnx_state_dict(onnx_path: Path) -> tuple[dict[str, torch.Tensor], dict[str,
         "layers": layers["rnn"],
         "num_classes": int(state["head.1.bias"].shape[0]),
     }
-    if refined:
+    if stages:
         sizes["refine_hidden"] = int(values[lstms[-1].input[2]].shape[-1])
+    if stages > 1:
+        sizes["refine_stages"] = stages
     if blocks:
         sizes["cnn_residual"] = blocks
     return {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in state.items()}, sizes
@@ -187,7 +192,8 @@ def rebuild(onnx_path: Path, height: int, calibration: Iterable[np.ndarray]) -> 
     weights, sizes = onnx_state_dict(onnx_path)
     model = CRNN(sizes["num_classes"], height, channels=sizes["channels"], hidden=sizes["hidden"],
                  layers=sizes["layers"], refine_hidden=int(sizes.get("refine_hidden", 0)),
-                 cnn_residual=int(sizes.get("cnn_residual", 0))).eval()
+                 cnn_residual=int(sizes.get("cnn_residual", 0)),
+                 refine_stages=int(sizes.get("refine_stages", 1))).eval()
     norm_of = dict(conv_norm_pairs(model))
     modules = dict(model.named_modules())
     folded = {}
@@ -248,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
         raise OnnxLayoutError(f"{model.head[1].out_features} classes in the ONNX file, "
                               f"{alphabet.num_classes} in the manifest's alphabet")
     config = {"height": height, "characters": "".join(alphabet.characters), "num_classes": alphabet.num_classes,
-              "refine_hidden": model.refine_hidden, "cnn_residual": model.cnn_residual}
+              "refine_hidden": model.refine_hidden, "cnn_residual": model.cnn_residual,
+              "refine_stages": max(1, model.refine_stages)}
     state = {"step": int(manifest.extra.get("training_steps") or 0), "epoch": 0, "best_cer": math.inf,
              "lr_scale": 1.0, "bad_evals": 0, "train_seconds": 0.0,
              "rebuilt_from": f"{manifest.name} {manifest.version}"}

@@ -5,8 +5,8 @@ Input ``float32[batch, 1, height, width]`` (ink 1, paper 0); output log-probabil
 ``forward``). Sized for CPU inference: about 0.65 GMAC for a 450-pixel line. Two optional
 stages add capacity to a trained model without changing what it computes until training
 moves it: a refine stage (a residual BiLSTM, :func:`grow_refine`; the bundled model has one
-since 0.14.0) and residual convolution blocks at the top of the CNN (:func:`grow_cnn`; two
-since 0.15.0).
+since 0.14.0; more stages stack on it with :func:`grow_refine_stages`) and residual
+convolution blocks at the top of the CNN (:func:`grow_cnn`; two since 0.15.0).
 """
 
 from __future__ import annotations
@@ -44,6 +44,26 @@ class ResidualConvBlock(nn.Module):
         return torch.relu(x + self.body(x))
 
 
+class RefineStage(nn.Module):
+    """``x + out(bilstm(x))`` with ``out`` at zero: the identity until training moves it.
+
+    >>> stage = RefineStage(6, 4)
+    >>> x = torch.rand(1, 5, 6)
+    >>> bool(torch.equal(stage(x), x))
+    True
+    """
+
+    def __init__(self, width: int, hidden: int) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(width, hidden, bidirectional=True, batch_first=True)
+        self.out = nn.Linear(2 * hidden, width)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.out(self.lstm(x)[0])
+
+
 class CRNN(nn.Module):
     """CNN + BiLSTM + linear CTC head.
 
@@ -62,6 +82,7 @@ class CRNN(nn.Module):
         dropout: float = 0.2,
         refine_hidden: int = 0,
         cnn_residual: int = 0,
+        refine_stages: int = 1,
     ) -> None:
         super().__init__()
         c1, c2, c3, c4 = channels
@@ -83,8 +104,11 @@ class CRNN(nn.Module):
         self.rnn = nn.LSTM(256, hidden, num_layers=layers, bidirectional=True, batch_first=True, dropout=dropout)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * hidden, num_classes))
         self.refine_hidden = 0
+        self.refine_extra = nn.ModuleList()
         if refine_hidden:
             self.add_refine(refine_hidden)
+            for _ in range(refine_stages - 1):
+                self.add_refine_stage()
         self.cnn_residual = 0
         for _ in range(cnn_residual):
             self.add_cnn_residual()
@@ -114,6 +138,20 @@ class CRNN(nn.Module):
         nn.init.zeros_(self.refine_out.bias)
         self.refine_hidden = refine_hidden
 
+    def add_refine_stage(self) -> None:
+        """Add one more residual BiLSTM stage, as wide as the first refine stage, after the last one.
+
+        Its output layer starts at zero, as the first stage's does (:func:`grow_refine`).
+        """
+        if not self.refine_hidden:
+            raise ValueError("the model has no refine stage to stack another on")
+        self.refine_extra.append(RefineStage(2 * self.rnn.hidden_size, self.refine_hidden))
+
+    @property
+    def refine_stages(self) -> int:
+        """Residual BiLSTM stages after the BiLSTM (0 without a refine stage)."""
+        return (1 + len(self.refine_extra)) if self.refine_hidden else 0
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         features = self.cnn(images)  # B, C, H', W'
         b, c, h, w = features.shape
@@ -121,6 +159,8 @@ class CRNN(nn.Module):
         hidden, _ = self.rnn(self.project(features))
         if self.refine_hidden:
             hidden = hidden + self.refine_out(self.refine(hidden)[0])
+        for stage in self.refine_extra:
+            hidden = stage(hidden)
         return self.head(hidden).log_softmax(-1)
 
 
@@ -131,7 +171,8 @@ def crnn_from_config(config: dict, dropout: float = 0.0) -> CRNN:
     1
     """
     return CRNN(config["num_classes"], config["height"], dropout=dropout,
-                refine_hidden=int(config.get("refine_hidden", 0)), cnn_residual=int(config.get("cnn_residual", 0)))
+                refine_hidden=int(config.get("refine_hidden", 0)), cnn_residual=int(config.get("cnn_residual", 0)),
+                refine_stages=int(config.get("refine_stages", 1)))
 
 
 def grow_refine(model: CRNN, refine_hidden: int) -> CRNN:
@@ -166,4 +207,22 @@ def grow_cnn(model: CRNN, blocks: int = 1) -> CRNN:
     grown = copy.deepcopy(model)
     for _ in range(blocks):
         grown.add_cnn_residual()
+    return grown
+
+
+def grow_refine_stages(model: CRNN, stages: int) -> CRNN:
+    """A copy of ``model`` with residual BiLSTM stages added until it has ``stages`` of them.
+
+    Each added stage (:class:`RefineStage`, as wide as the first) starts as the identity,
+    so the grown model's output equals ``model``'s until training moves it.
+
+    >>> small = grow_refine(CRNN(num_classes=10, height=48, channels=(4, 4, 4, 4), hidden=8), 6).eval()
+    >>> grown = grow_refine_stages(small, 2).eval()
+    >>> x = torch.rand(1, 1, 48, 40)
+    >>> bool(torch.equal(small(x), grown(x))), grown.refine_stages
+    (True, 2)
+    """
+    grown = copy.deepcopy(model)
+    while grown.refine_stages < stages:
+        grown.add_refine_stage()
     return grown

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from models.training.data import DATASETS, augment, collate, data_root, load_split, width_batches
-from models.training.model import CRNN, WIDTH_STRIDE, crnn_from_config, grow_cnn, grow_refine
+from models.training.model import CRNN, WIDTH_STRIDE, crnn_from_config, grow_cnn, grow_refine, grow_refine_stages
 from sparkhtr.core.alphabet import DEFAULT_CHARACTERS, Alphabet
 from sparkhtr.core.ctc import greedy_decode
 from sparkhtr.core.metrics import cer, wer
@@ -139,6 +139,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="grow the CNN of a checkpoint to this many residual convolution blocks at its top, adding "
                         "the missing ones (each starts as the identity, as --grow-refine's stage does; a resumed "
                         "run that has them grows nothing)")
+    p.add_argument("--grow-refine-stages", type=int, default=0, metavar="STAGES",
+                   help="stack residual BiLSTM stages as wide as the first refine stage until the model has this "
+                        "many (each starts as the identity; needs a refine stage, e.g. --grow-refine)")
     args = p.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -157,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     dropout = args.dropout if args.dropout is not None else saved.get("dropout", 0.2)
     config = {"height": args.height, "characters": "".join(alphabet.characters), "num_classes": alphabet.num_classes,
               "dropout": dropout, "refine_hidden": int(saved.get("refine_hidden", 0)),
-              "cnn_residual": int(saved.get("cnn_residual", 0))}
+              "cnn_residual": int(saved.get("cnn_residual", 0)), "refine_stages": int(saved.get("refine_stages", 1))}
     model = crnn_from_config(config, dropout)
     ctc = torch.nn.CTCLoss(blank=0, zero_infinity=True)
     state = {"step": 0, "epoch": 0, "best_cer": math.inf, "lr_scale": 1.0, "bad_evals": 0, "train_seconds": 0.0}
@@ -178,6 +181,12 @@ def main(argv: list[str] | None = None) -> None:
         model, config["cnn_residual"] = grow_cnn(model, added), args.grow_cnn
         grown = True
         print(f"grew {added} residual convolution block(s) at the CNN's top ({args.grow_cnn} in all)", flush=True)
+    if args.grow_refine_stages > model.refine_stages:
+        added = args.grow_refine_stages - model.refine_stages
+        model = grow_refine_stages(model, args.grow_refine_stages)
+        config["refine_stages"] = model.refine_stages
+        grown = True
+        print(f"grew {added} residual BiLSTM stage(s) ({model.refine_stages} in all)", flush=True)
     fresh_optimizer |= grown  # the parameter list changed: the saved moments no longer fit
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     if ckpt is not None:

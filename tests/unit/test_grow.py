@@ -8,7 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from models.training.model import CRNN, crnn_from_config, grow_cnn, grow_refine  # noqa: E402
+from models.training.model import CRNN, crnn_from_config, grow_cnn, grow_refine, grow_refine_stages  # noqa: E402
 
 SIZES = {"channels": (8, 16, 24, 32), "hidden": 16, "layers": 2}
 
@@ -125,6 +125,44 @@ def test_training_grows_a_checkpoint_and_resumes_it(tmp_path, shared_data, capsy
     assert ckpt["config"]["cnn_residual"] == 2 and ckpt["state"]["step"] == 11
     assert ckpt["model"]["cnn.23.body.4.weight"].abs().sum() > 0
 
+    # a second residual BiLSTM stage on top of the first, recorded in the config
+    train.main([*common, "--max-steps", "12", "--grow-refine-stages", "2"])
+    assert "grew 1 residual BiLSTM stage(s) (2 in all)" in capsys.readouterr().out
+    ckpt = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
+    assert ckpt["config"]["refine_stages"] == 2 and ckpt["model"]["refine_extra.0.out.weight"].abs().sum() > 0
+    assert crnn_from_config(ckpt["config"]).refine_stages == 2
+
+
+def test_stacked_refine_stages_compute_what_the_model_computed_before():
+    small = _trained_like(CRNN(num_classes=9, height=32, refine_hidden=8, **SIZES), seed=8)
+    grown = grow_refine_stages(small, 3).eval()
+    x = torch.rand(2, 1, 32, 53)
+    with torch.no_grad():
+        assert torch.equal(small(x), grown(x))
+    assert small.refine_stages == 1 and grown.refine_stages == 3
+    assert grown.refine_extra[1].lstm.hidden_size == 8 and grown.refine_extra[1].out.out_features == 2 * SIZES["hidden"]
+    for name, value in small.state_dict().items():
+        assert torch.equal(grown.state_dict()[name], value)
+    # a checkpoint's config rebuilds the stack, and an older config (no key) means one stage
+    config = {"num_classes": 9, "height": 32, "refine_hidden": 8, "refine_stages": 3}
+    assert crnn_from_config(config).refine_stages == 3
+    assert crnn_from_config({"num_classes": 9, "height": 32, "refine_hidden": 8}).refine_stages == 1
+
+
+def test_a_stage_needs_a_refine_stage_to_stack_on():
+    with pytest.raises(ValueError, match="no refine stage"):
+        grow_refine_stages(CRNN(num_classes=9, height=32, **SIZES), 2)
+
+
+def test_one_training_step_moves_a_stacked_stage():
+    grown = grow_refine_stages(_trained_like(CRNN(num_classes=9, height=32, dropout=0.0, refine_hidden=8, **SIZES),
+                                             seed=9), 2).train()
+    optimizer = torch.optim.SGD(grown.parameters(), lr=0.1)
+    grown(torch.rand(2, 1, 32, 40)).sum().backward()
+    assert grown.refine_extra[0].out.weight.grad.abs().sum() > 0
+    optimizer.step()
+    assert grown.refine_extra[0].out.weight.abs().sum() > 0
+
 
 def test_a_cnn_grown_model_computes_what_it_computed_before():
     small = _trained_like(CRNN(num_classes=9, height=32, refine_hidden=8, **SIZES), seed=4)
@@ -169,5 +207,31 @@ def test_a_cnn_grown_model_round_trips_through_onnx(tmp_path):
     lines = [(rng.random((32, w)) * 255).astype(np.uint8) for w in (40, 97, 200)]
     rebuilt = rebuild(path, 32, [collate(lines, WIDTH_STRIDE)[0]]).eval()
     assert rebuilt.cnn_residual == 1
+    report = parity(rebuilt, path, [LineSample(img, "x", "toy", str(i)) for i, img in enumerate(lines)], batch=2)
+    assert report["max_abs_logit_diff"] < 1e-4 and report["identical_decodes"] == 1.0
+
+
+def test_stacked_refine_stages_round_trip_through_onnx(tmp_path):
+    pytest.importorskip("onnx")
+    from models.training.data import LineSample, collate
+    from models.training.export import export_onnx, parity
+    from models.training.from_onnx import onnx_state_dict, rebuild
+    from models.training.model import WIDTH_STRIDE
+
+    grown = grow_refine_stages(_trained_like(CRNN(num_classes=9, height=32, refine_hidden=12, cnn_residual=1,
+                                                  **SIZES), seed=10), 3)
+    with torch.no_grad():
+        for stage in grown.refine_extra:
+            stage.out.weight.normal_(0, 0.2)  # as after training: the stages count
+    grown.eval()
+    path = tmp_path / "model.onnx"
+    export_onnx(grown, 32, path)
+    weights, sizes = onnx_state_dict(path)
+    assert sizes == {**SIZES, "num_classes": 9, "refine_hidden": 12, "refine_stages": 3, "cnn_residual": 1}
+    assert weights["refine_extra.1.lstm.weight_hh_l0_reverse"].shape == (48, 12)
+    rng = np.random.default_rng(11)
+    lines = [(rng.random((32, w)) * 255).astype(np.uint8) for w in (40, 97, 200)]
+    rebuilt = rebuild(path, 32, [collate(lines, WIDTH_STRIDE)[0]]).eval()
+    assert rebuilt.refine_stages == 3
     report = parity(rebuilt, path, [LineSample(img, "x", "toy", str(i)) for i, img in enumerate(lines)], batch=2)
     assert report["max_abs_logit_diff"] < 1e-4 and report["identical_decodes"] == 1.0
