@@ -26,8 +26,7 @@ from sparkhtr.errors import ConfigError
 from sparkhtr.io.delta import read_delta, replace_groups, table_exists
 from sparkhtr.spark.files import read_binary_files, read_listed_files
 from sparkhtr.spark.incremental import FilePlan, drop_unchanged_content, plan_files
-from sparkhtr.spark.line_segmenter import segmenter_ref
-from sparkhtr.spark.pipeline import build_pipeline, lines_table, pages_table, recognizer_stage
+from sparkhtr.spark.pipeline import build_pipeline, lines_table, pages_table, recognizer_stage, segmenter_stage
 from sparkhtr.spark.schemas import RUNS_TABLE
 
 ProgressCallback = Callable[["Progress"], None]
@@ -225,7 +224,7 @@ def recognize_to_tables(spark: SparkSession, inputs: Sequence[str], out_dir: str
         pages_path = f"{out_dir}/pages"
         done = read_delta(spark, pages_path) if table_exists(pages_path, spark) else None
         plan = plan_files(listing, done, recognizer, reprocess=reprocess, retry_errors=retry_errors,
-                          segmenter=segmenter_ref(segmenter))
+                          segmenter=segmenter_stage(pipeline).segmenterRef())
         summary.files, plan_total[0] = plan.listed, plan.to_process
         summary.files_skipped = plan.skipped
         record_run(spark, out_dir, summary, started, None)  # a driver killed from here on leaves its plan

@@ -47,21 +47,26 @@ from sparkhtr.spark.schemas import IMAGE, LINES, require_columns
 METHODS = {"classical": "sparkhtr-classical@3", "whole": "whole-image@1", "learned": "sparkhtr-learned@2"}
 
 
-def segmenter_ref(method: str, segmenter_model: str = DEFAULT_SEGMENTER_MODEL) -> str:
+def segmenter_ref(method: str, segmenter_model: str = DEFAULT_SEGMENTER_MODEL, interlinear: bool = True) -> str:
     """What the tables' ``segmenter`` column records for a method (and, for ``learned``, its model).
 
-    >>> segmenter_ref("classical")
-    'sparkhtr-classical@3'
+    Without the interlinear pass (``interlinear=False``: words written between lines stay in
+    the line below) the lines differ, so the reference says so and ``--reprocess`` tells
+    the two apart.
+
+    >>> segmenter_ref("classical"), segmenter_ref("classical", interlinear=False)
+    ('sparkhtr-classical@3', 'sparkhtr-classical@3:no-interlinear')
     """
     if method not in METHODS:
         raise ConfigError(f"LineSegmenter method must be one of {sorted(METHODS)}, got {method!r}")
+    suffix = "" if interlinear or method == "whole" else ":no-interlinear"
     if method != "learned":
-        return METHODS[method]
+        return METHODS[method] + suffix
     manifest = resolve_model(segmenter_model)
     if manifest.kind != "baseline-segmenter":
         raise ConfigError(f"LineSegmenter segmenterModel {manifest.ref} is a {manifest.kind!r}, "
                           "not a baseline-segmenter")
-    return f"{METHODS[method]}+{manifest.ref}"
+    return f"{METHODS[method]}+{manifest.ref}{suffix}"
 
 
 @lru_cache(maxsize=8)
@@ -90,6 +95,9 @@ class LineSegmenter(ArrowTransformer, HasInputCol, HasOutputCol):
     The page image is dropped unless ``keepImage``: later stages need only the crops.
     ``cropAbove`` / ``cropBelow`` frame each crop around the line's baseline, in text heights
     (the bundled model's training framing by default; see ``SegmenterConfig``).
+    ``interlinearLines`` (default on): words written between two lines (insertions,
+    corrections) become lines of their own, read before the line below; off, they stay in
+    the line below as before (``SegmenterConfig.insertion_gap`` 0), and ``segmenter`` says so.
     """
 
     method: Param[str] = Param(Params._dummy(), "method", "'classical', 'learned' or 'whole'",
@@ -109,12 +117,15 @@ class LineSegmenter(ArrowTransformer, HasInputCol, HasOutputCol):
     cropBelow: Param[float] = Param(Params._dummy(), "cropBelow",
                                     "crops end this many text heights below the baseline (0: the ink's box)",
                                     TypeConverters.toFloat)
+    interlinearLines: Param[bool] = Param(Params._dummy(), "interlinearLines",
+                                          "words written between two lines become lines of their own "
+                                          "(false: they stay in the line below)", TypeConverters.toBoolean)
 
     @keyword_only
     def __init__(self, *, inputCol: str = "image", outputCol: str = "lines", method: str = DEFAULT_SEGMENTER,
                  cropHeight: int = 64, keepImage: bool = False, cropAbove: float = SegmenterConfig.crop_above,
                  cropBelow: float = SegmenterConfig.crop_below, segmenterModel: str = DEFAULT_SEGMENTER_MODEL,
-                 device: str = "auto", handleInvalid: str = "keep") -> None:
+                 device: str = "auto", interlinearLines: bool = True, handleInvalid: str = "keep") -> None:
         super().__init__()
         self._init_params(self._input_kwargs)
 
@@ -122,9 +133,17 @@ class LineSegmenter(ArrowTransformer, HasInputCol, HasOutputCol):
 
 
 
+    def segmenterRef(self) -> str:
+        """What this stage records in the ``segmenter`` column (see :func:`segmenter_ref`).
+
+        >>> LineSegmenter(method="classical", interlinearLines=False).segmenterRef()
+        'sparkhtr-classical@3:no-interlinear'
+        """
+        return segmenter_ref(self.getMethod(), self.getSegmenterModel(), self.getInterlinearLines())
+
     def _transform(self, dataset: DataFrame) -> DataFrame:
         in_col, out_col, method = self.getInputCol(), self.getOutputCol(), self.getMethod()
-        name = segmenter_ref(method, self.getSegmenterModel())  # a bad method or model fails on the driver
+        name = self.segmenterRef()  # a bad method or model fails on the driver
         require_columns(dataset.schema, {in_col: IMAGE.simpleString(), "status": "string"}, "LineSegmenter")
         added = [StructField(out_col, LINES, True), StructField("n_lines", IntegerType(), True),
                  StructField("width", IntegerType(), True), StructField("height", IntegerType(), True),
@@ -136,7 +155,8 @@ class LineSegmenter(ArrowTransformer, HasInputCol, HasOutputCol):
             raise ConfigError(f"LineSegmenter cropAbove and cropBelow must be >= 0, got {self.getCropAbove()} "
                               f"and {self.getCropBelow()}")
         config = SegmenterConfig(crop_height=self.getCropHeight(), crop_above=self.getCropAbove(),
-                                 crop_below=self.getCropBelow())
+                                 crop_below=self.getCropBelow(),
+                                 insertion_gap=SegmenterConfig.insertion_gap if self.getInterlinearLines() else 0.0)
         model_ref, device = self.getSegmenterModel(), self.getDevice()
         model_sha = resolve_model(model_ref).sha256 if method == "learned" else ""
         has_source = {"skew_degrees", "source_width", "source_height"} <= set(dataset.columns)

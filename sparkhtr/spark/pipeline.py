@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -18,6 +20,8 @@ from sparkhtr.spark.image_preprocessor import ImagePreprocessor
 from sparkhtr.spark.line_segmenter import LineSegmenter
 from sparkhtr.spark.recognizer import HandwrittenTextRecognizer
 from sparkhtr.spark.schemas import LINES_TABLE, PAGES_TABLE
+
+T = TypeVar("T")
 
 
 def build_pipeline(*, model: str = DEFAULT_MODEL, device: str = "auto", lines_mode: bool = False,
@@ -39,17 +43,30 @@ def build_pipeline(*, model: str = DEFAULT_MODEL, device: str = "auto", lines_mo
     return Pipeline(stages=stages)
 
 
+def _stage_of(pipeline: Pipeline | PipelineModel, kind: type[T]) -> T:
+    stages = pipeline.getStages() if isinstance(pipeline, Pipeline) else pipeline.stages
+    for stage in stages:
+        if isinstance(stage, kind):
+            return stage
+    raise ValueError(f"the pipeline has no {kind.__name__} stage")
+
+
 def recognizer_stage(pipeline: Pipeline | PipelineModel) -> HandwrittenTextRecognizer:
     """The pipeline's :class:`HandwrittenTextRecognizer` stage (:class:`ValueError` without one).
 
     >>> recognizer_stage(build_pipeline(decoder="greedy")).getDecoder()
     'greedy'
     """
-    stages = pipeline.getStages() if isinstance(pipeline, Pipeline) else pipeline.stages
-    for stage in stages:
-        if isinstance(stage, HandwrittenTextRecognizer):
-            return stage
-    raise ValueError("the pipeline has no HandwrittenTextRecognizer stage")
+    return _stage_of(pipeline, HandwrittenTextRecognizer)
+
+
+def segmenter_stage(pipeline: Pipeline | PipelineModel) -> LineSegmenter:
+    """The pipeline's :class:`LineSegmenter` stage (:class:`ValueError` without one).
+
+    >>> segmenter_stage(build_pipeline(segmenter="classical")).getMethod()
+    'classical'
+    """
+    return _stage_of(pipeline, LineSegmenter)
 
 
 def _stamp(run_id: str, processed_at: Column) -> list[Column]:

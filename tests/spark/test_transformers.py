@@ -17,6 +17,7 @@ from sparkhtr.spark.line_segmenter import LineSegmenter
 from sparkhtr.spark.pipeline import lines_table, pages_table
 from sparkhtr.spark.recognizer import HandwrittenTextRecognizer
 from sparkhtr.spark.schemas import LINES_TABLE, PAGES_TABLE
+from tests.helpers.script_pages import page_with_insertion
 from tests.helpers.tiny_model import blob_line
 
 pytestmark = pytest.mark.spark
@@ -97,6 +98,22 @@ def test_preprocess_and_segment(files_df):
     assert rows[("broken.png", 0)].lines is None
     with pytest.raises(ConfigError, match="cropAbove"):
         LineSegmenter(cropAbove=-1.0).transform(pages)
+
+
+def test_words_between_lines_get_a_line_unless_switched_off_and_the_column_says_which(spark, tmp_path):
+    from sparkhtr.spark.files import read_binary_files
+
+    page, _, inserted = page_with_insertion(1.3)
+    (tmp_path / "inserted.png").write_bytes(_png(page))
+    pages = BinaryToImage().transform(read_binary_files(spark, [str(tmp_path / "inserted.png")]))
+    (row,) = LineSegmenter(method="classical").transform(pages).collect()
+    assert row.n_lines == 6 and row.segmenter == "sparkhtr-classical@3"
+    assert row.lines[2].bbox.y1 <= inserted[3] + 8  # the word, between its neighbours
+    segmenter = LineSegmenter(method="classical", interlinearLines=False)
+    segmenter.write().overwrite().save(str(tmp_path / "segmenter"))
+    (off,) = LineSegmenter.load(str(tmp_path / "segmenter")).transform(pages).collect()
+    assert off.n_lines == 5 and off.segmenter == "sparkhtr-classical@3:no-interlinear"
+    assert off.lines[2].bbox.y0 < inserted[3] - 10  # the word stayed in the line below
 
 
 def test_a_page_scanned_sideways_is_turned_and_its_lines_mapped_back(spark, tmp_path):

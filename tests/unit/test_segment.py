@@ -12,34 +12,9 @@ import pytest
 from sparkhtr.core.preprocess import deskew
 from sparkhtr.core.segment import SegmenterConfig, segment_lines, segment_whole_image
 from sparkhtr.errors import SegmentationError
-
-WORDS = "the quick brown fox jumps over a lazy dog while seven wizards hex"
-FONT = cv2.FONT_HERSHEY_SCRIPT_SIMPLEX
-
-
-def _page(n_lines: int, width: int = 1000, columns: int = 1, spacing: int = 80, x0: int = 60,
-          scale: float = 1.4, wave: float = 0.0) -> tuple[np.ndarray, list]:
-    """A page of script-font lines and their true boxes (x0, y0, x1, y1), in reading order.
-
-    ``wave`` bends each line along a sine of that amplitude (pixels), word by word.
-    """
-    height = 100 + spacing * n_lines
-    page = np.full((height, width * columns), 245, np.uint8)
-    boxes = []
-    for col in range(columns):
-        for k in range(n_lines):
-            text = WORDS[: 24 + (k * 7) % 16].strip()
-            x = col * width + x0
-            base = 100 + spacing * k
-            top, bottom, left = math.inf, -math.inf, x
-            for word in text.split():
-                (w, h), descent = cv2.getTextSize(word, FONT, scale, 3)
-                y = base + round(wave * math.sin(2 * math.pi * (x - col * width) / width))
-                cv2.putText(page, word, (x, y), FONT, scale, 25, 3)
-                top, bottom = min(top, y - h), max(bottom, y + descent)
-                x += w + int(0.6 * h)
-            boxes.append((left, top, x - int(0.6 * h), bottom))
-    return page, boxes
+from tests.helpers.script_pages import FONT
+from tests.helpers.script_pages import page_with_insertion as _page_with_insertion
+from tests.helpers.script_pages import script_page as _page
 
 
 def _iou(a, b) -> float:
@@ -456,15 +431,6 @@ def test_numbers_in_a_tight_margin_stay_with_their_lines():
     lines = segment_lines(page)
     assert len(lines) == 8
     assert all(line.bbox.x0 < 30 for line in lines)
-
-
-def _page_with_insertion(scale: float) -> tuple[np.ndarray, list, tuple[int, int, int, int]]:
-    """Five lines and a word written in the gap above the third line's words, and its box."""
-    page, truth = _page(5, spacing=110)
-    (w, h), descent = cv2.getTextSize("over", FONT, scale, 2)
-    x, base = truth[2][0] + 150, truth[2][1] - 14
-    cv2.putText(page, "over", (x, base), FONT, scale, 25, 2)
-    return page, truth, (x, base - h, x + w, base + descent)
 
 
 def test_a_word_written_between_lines_is_a_line_of_its_own():
