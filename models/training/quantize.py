@@ -26,10 +26,13 @@ def quantized_version(version: str) -> str:
     return f"{version}+int8"
 
 
-def quantize_convolutions(source: Path, out: Path, inputs: list[np.ndarray], input_name: str) -> None:
+def quantize_convolutions(source: Path, out: Path, inputs: list[np.ndarray], input_name: str,
+                          keep_first_float: bool = False) -> None:
     """Write ``out``, ``source`` with its Conv nodes quantised to int8, ranges calibrated on ``inputs``.
 
     Each input is one complete feed of ``input_name`` (a batch of one page or one line).
+    ``keep_first_float`` leaves the first Conv in float: it reads the image itself, where
+    int8 rounding costs the most, and with one input channel it is cheap anyway.
 
     >>> quantize_convolutions(Path("model.onnx"), Path("int8.onnx"), [x], "images")  # doctest: +SKIP
     """
@@ -51,11 +54,18 @@ def quantize_convolutions(source: Path, out: Path, inputs: list[np.ndarray], inp
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+        exclude = []
+        if keep_first_float:
+            import onnx
+
+            exclude = [next(n.name for n in onnx.load(str(prepared)).graph.node if n.op_type == "Conv")]
         quantize_static(str(prepared), str(out), Feeds(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8, op_types_to_quantize=["Conv"])
+                        weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8, op_types_to_quantize=["Conv"],
+                        nodes_to_exclude=exclude)
 
 
-def write_quantized_manifest(source_folder: Path, out_folder: Path, calibration: str, **extra: Any) -> dict[str, Any]:
+def write_quantized_manifest(source_folder: Path, out_folder: Path, calibration: str, first_float: bool = False,
+                             **extra: Any) -> dict[str, Any]:
     """The source's ``manifest.json`` for the quantised ``out_folder/model.onnx``, written there and returned.
 
     Name: the output folder's; version: :func:`quantized_version`; sha256 and size of the new
@@ -65,12 +75,14 @@ def write_quantized_manifest(source_folder: Path, out_folder: Path, calibration:
     manifest = json.loads((source_folder / "manifest.json").read_text(encoding="utf-8"))
     onnx_path = out_folder / "model.onnx"
     source_sha = manifest["sha256"]
+    first = " (the first kept float)" if first_float else ""
     manifest.update({
         "name": out_folder.name,
         "version": quantized_version(manifest["version"]),
         "sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
         "size_bytes": onnx_path.stat().st_size,
-        "quantization": (f"onnxruntime quantize_static, QDQ, Conv only, int8 weights per channel, uint8 activations "
+        "quantization": (f"onnxruntime quantize_static, QDQ, Conv only{first}, int8 weights per channel, "
+                         f"uint8 activations "
                          f"calibrated (MinMax) on {calibration}; from {manifest['name']}@{manifest['version']} "
                          f"(sha256 {source_sha[:12]}…)"),
         **extra,

@@ -30,7 +30,7 @@ def test_int8_recognizer_folder_loads_and_reads_like_the_float_model(tmp_path):
     verify_model(manifest)  # sha256 as recorded
     assert (manifest.name, manifest.version) == ("sparkhtr-latin-crnn-int8", source.version + "+int8")
     assert manifest.alphabet == source.alphabet
-    assert "Conv only" in manifest.extra["quantization"]
+    assert "Conv only (the first kept float)" in manifest.extra["quantization"]
     assert manifest.model_path.stat().st_size < source.model_path.stat().st_size  # int8 convolution weights
     extra = json.loads((out / "manifest.json").read_text())
     assert 0.0 <= extra["parity_greedy_cer"] <= 0.02 and 0.0 <= extra["parity_same_greedy"] <= 1.0
