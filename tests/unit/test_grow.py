@@ -22,24 +22,35 @@ def _trained_like(model: CRNN, seed: int) -> CRNN:
     return model.eval()
 
 
-def test_a_grown_model_computes_what_it_computed_before():
-    small = _trained_like(CRNN(num_classes=9, height=32, **SIZES), seed=0)
-    grown = grow_refine(small, 24).eval()
-    x = torch.rand(3, 1, 32, 77)
+def _assert_same_function(small: CRNN, grown: CRNN, width: int) -> None:
+    # the grown model keeps every weight of the small one and, before training, its outputs
+    x = torch.rand(3, 1, 32, width)
     with torch.no_grad():
-        assert torch.equal(small(x), grown(x))
-    assert grown.refine.hidden_size == 24 and grown.refine_out.out_features == 2 * SIZES["hidden"]
+        assert torch.equal(small.eval()(x), grown.eval()(x))
     for name, value in small.state_dict().items():
         assert torch.equal(grown.state_dict()[name], value)
 
 
-def test_one_training_step_moves_the_refine_stage():
-    grown = grow_refine(_trained_like(CRNN(num_classes=9, height=32, dropout=0.0, **SIZES), seed=1), 8).train()
+def test_a_grown_model_computes_what_it_computed_before():
+    small = _trained_like(CRNN(num_classes=9, height=32, **SIZES), seed=0)
+    grown = grow_refine(small, 24)
+    _assert_same_function(small, grown, width=77)
+    assert grown.refine.hidden_size == 24 and grown.refine_out.out_features == 2 * SIZES["hidden"]
+
+
+def _assert_one_step_moves(grown: CRNN, zero_init: torch.Tensor) -> None:
+    # a grown part starts at zero (the identity): one SGD step must give it a gradient and move it
+    grown.train()
     optimizer = torch.optim.SGD(grown.parameters(), lr=0.1)
     grown(torch.rand(2, 1, 32, 40)).sum().backward()
-    assert grown.refine_out.weight.grad.abs().sum() > 0  # the zero layer learns at once
+    assert zero_init.grad.abs().sum() > 0
     optimizer.step()
-    assert grown.refine_out.weight.abs().sum() > 0
+    assert zero_init.abs().sum() > 0
+
+
+def test_one_training_step_moves_the_refine_stage():
+    grown = grow_refine(_trained_like(CRNN(num_classes=9, height=32, dropout=0.0, **SIZES), seed=1), 8)
+    _assert_one_step_moves(grown, grown.refine_out.weight)  # the zero layer learns at once
 
 
 def test_a_model_is_grown_once():
@@ -52,27 +63,32 @@ def test_the_config_says_whether_a_checkpoint_has_a_refine_stage():
     assert crnn_from_config({"num_classes": 9, "height": 32, "refine_hidden": 12}).refine.hidden_size == 12
 
 
-def test_a_grown_model_round_trips_through_onnx(tmp_path):
+def _round_trip(grown: CRNN, tmp_path, seed: int) -> tuple[dict, dict, CRNN]:
+    """Export ``grown``, read its weights and sizes back off the graph, rebuild it; parity checked."""
     pytest.importorskip("onnx")
     from models.training.data import LineSample, collate
     from models.training.export import export_onnx, parity
     from models.training.from_onnx import onnx_state_dict, rebuild
     from models.training.model import WIDTH_STRIDE
 
-    grown = grow_refine(_trained_like(CRNN(num_classes=9, height=32, **SIZES), seed=2), 12)
-    with torch.no_grad():
-        grown.refine_out.weight.normal_(0, 0.2)  # as after training: the stage counts
-    grown.eval()
     path = tmp_path / "model.onnx"
-    export_onnx(grown, 32, path)
+    export_onnx(grown.eval(), 32, path)
     weights, sizes = onnx_state_dict(path)
-    assert sizes == {**SIZES, "num_classes": 9, "refine_hidden": 12}
-    assert weights["refine.weight_hh_l0_reverse"].shape == (48, 12)
-    rng = np.random.default_rng(3)
+    rng = np.random.default_rng(seed)
     lines = [(rng.random((32, w)) * 255).astype(np.uint8) for w in (40, 97, 200)]
     rebuilt = rebuild(path, 32, [collate(lines, WIDTH_STRIDE)[0]]).eval()
     report = parity(rebuilt, path, [LineSample(img, "x", "toy", str(i)) for i, img in enumerate(lines)], batch=2)
     assert report["max_abs_logit_diff"] < 1e-4 and report["identical_decodes"] == 1.0
+    return weights, sizes, rebuilt
+
+
+def test_a_grown_model_round_trips_through_onnx(tmp_path):
+    grown = grow_refine(_trained_like(CRNN(num_classes=9, height=32, **SIZES), seed=2), 12)
+    with torch.no_grad():
+        grown.refine_out.weight.normal_(0, 0.2)  # as after training: the stage counts
+    weights, sizes, _ = _round_trip(grown, tmp_path, seed=3)
+    assert sizes == {**SIZES, "num_classes": 9, "refine_hidden": 12}
+    assert weights["refine.weight_hh_l0_reverse"].shape == (48, 12)
 
 
 def test_training_grows_a_checkpoint_and_resumes_it(tmp_path, shared_data, capsys):
@@ -135,14 +151,10 @@ def test_training_grows_a_checkpoint_and_resumes_it(tmp_path, shared_data, capsy
 
 def test_stacked_refine_stages_compute_what_the_model_computed_before():
     small = _trained_like(CRNN(num_classes=9, height=32, refine_hidden=8, **SIZES), seed=8)
-    grown = grow_refine_stages(small, 3).eval()
-    x = torch.rand(2, 1, 32, 53)
-    with torch.no_grad():
-        assert torch.equal(small(x), grown(x))
+    grown = grow_refine_stages(small, 3)
+    _assert_same_function(small, grown, width=53)
     assert small.refine_stages == 1 and grown.refine_stages == 3
     assert grown.refine_extra[1].lstm.hidden_size == 8 and grown.refine_extra[1].out.out_features == 2 * SIZES["hidden"]
-    for name, value in small.state_dict().items():
-        assert torch.equal(grown.state_dict()[name], value)
     # a checkpoint's config rebuilds the stack, and an older config (no key) means one stage
     config = {"num_classes": 9, "height": 32, "refine_hidden": 8, "refine_stages": 3}
     assert crnn_from_config(config).refine_stages == 3
@@ -156,82 +168,41 @@ def test_a_stage_needs_a_refine_stage_to_stack_on():
 
 def test_one_training_step_moves_a_stacked_stage():
     grown = grow_refine_stages(_trained_like(CRNN(num_classes=9, height=32, dropout=0.0, refine_hidden=8, **SIZES),
-                                             seed=9), 2).train()
-    optimizer = torch.optim.SGD(grown.parameters(), lr=0.1)
-    grown(torch.rand(2, 1, 32, 40)).sum().backward()
-    assert grown.refine_extra[0].out.weight.grad.abs().sum() > 0
-    optimizer.step()
-    assert grown.refine_extra[0].out.weight.abs().sum() > 0
+                                             seed=9), 2)
+    _assert_one_step_moves(grown, grown.refine_extra[0].out.weight)
 
 
 def test_a_cnn_grown_model_computes_what_it_computed_before():
     small = _trained_like(CRNN(num_classes=9, height=32, refine_hidden=8, **SIZES), seed=4)
-    grown = grow_cnn(small, 2).eval()
-    x = torch.rand(3, 1, 32, 61)
-    with torch.no_grad():
-        assert torch.equal(small(x), grown(x))
+    grown = grow_cnn(small, 2)
+    _assert_same_function(small, grown, width=61)
     assert grown.cnn_residual == 2 and len(grown.cnn) == len(small.cnn) + 2
-    for name, value in small.state_dict().items():
-        assert torch.equal(grown.state_dict()[name], value)
     assert crnn_from_config({"num_classes": 9, "height": 32, "cnn_residual": 2}).cnn_residual == 2
 
 
 def test_one_training_step_moves_the_residual_block():
-    grown = grow_cnn(_trained_like(CRNN(num_classes=9, height=32, dropout=0.0, **SIZES), seed=5)).train()
-    optimizer = torch.optim.SGD(grown.parameters(), lr=0.1)
-    grown(torch.rand(2, 1, 32, 40)).sum().backward()
-    last_norm = grown.cnn[-1].body[-1]
-    assert last_norm.weight.grad.abs().sum() > 0  # the zero scale learns at once
-    optimizer.step()
-    assert last_norm.weight.abs().sum() > 0
+    grown = grow_cnn(_trained_like(CRNN(num_classes=9, height=32, dropout=0.0, **SIZES), seed=5))
+    _assert_one_step_moves(grown, grown.cnn[-1].body[-1].weight)  # the zero scale learns at once
 
 
 def test_a_cnn_grown_model_round_trips_through_onnx(tmp_path):
-    pytest.importorskip("onnx")
-    from models.training.data import LineSample, collate
-    from models.training.export import export_onnx, parity
-    from models.training.from_onnx import onnx_state_dict, rebuild
-    from models.training.model import WIDTH_STRIDE
-
     grown = grow_cnn(grow_refine(_trained_like(CRNN(num_classes=9, height=32, **SIZES), seed=6), 12))
     with torch.no_grad():
         grown.refine_out.weight.normal_(0, 0.2)
         grown.cnn[-1].body[-1].weight.normal_(0, 0.5)  # as after training: the block counts
-    grown.eval()
-    path = tmp_path / "model.onnx"
-    export_onnx(grown, 32, path)
-    weights, sizes = onnx_state_dict(path)
+    weights, sizes, rebuilt = _round_trip(grown, tmp_path, seed=7)
     assert sizes == {**SIZES, "num_classes": 9, "refine_hidden": 12, "cnn_residual": 1}
     assert weights["cnn.22.body.3.weight"].shape == (32, 32, 3, 3)
-    rng = np.random.default_rng(7)
-    lines = [(rng.random((32, w)) * 255).astype(np.uint8) for w in (40, 97, 200)]
-    rebuilt = rebuild(path, 32, [collate(lines, WIDTH_STRIDE)[0]]).eval()
     assert rebuilt.cnn_residual == 1
-    report = parity(rebuilt, path, [LineSample(img, "x", "toy", str(i)) for i, img in enumerate(lines)], batch=2)
-    assert report["max_abs_logit_diff"] < 1e-4 and report["identical_decodes"] == 1.0
 
 
 def test_stacked_refine_stages_round_trip_through_onnx(tmp_path):
-    pytest.importorskip("onnx")
-    from models.training.data import LineSample, collate
-    from models.training.export import export_onnx, parity
-    from models.training.from_onnx import onnx_state_dict, rebuild
-    from models.training.model import WIDTH_STRIDE
-
     grown = grow_refine_stages(_trained_like(CRNN(num_classes=9, height=32, refine_hidden=12, cnn_residual=1,
                                                   **SIZES), seed=10), 3)
     with torch.no_grad():
         for stage in grown.refine_extra:
             stage.out.weight.normal_(0, 0.2)  # as after training: the stages count
-    grown.eval()
-    path = tmp_path / "model.onnx"
-    export_onnx(grown, 32, path)
-    weights, sizes = onnx_state_dict(path)
+    weights, sizes, rebuilt = _round_trip(grown, tmp_path, seed=11)
     assert sizes == {**SIZES, "num_classes": 9, "refine_hidden": 12, "refine_stages": 3, "cnn_residual": 1}
     assert weights["refine_extra.1.lstm.weight_hh_l0_reverse"].shape == (48, 12)
-    rng = np.random.default_rng(11)
-    lines = [(rng.random((32, w)) * 255).astype(np.uint8) for w in (40, 97, 200)]
-    rebuilt = rebuild(path, 32, [collate(lines, WIDTH_STRIDE)[0]]).eval()
     assert rebuilt.refine_stages == 3
-    report = parity(rebuilt, path, [LineSample(img, "x", "toy", str(i)) for i, img in enumerate(lines)], batch=2)
-    assert report["max_abs_logit_diff"] < 1e-4 and report["identical_decodes"] == 1.0
