@@ -1,9 +1,10 @@
 """Quantise a CTC line recogniser's convolutions to int8 (a new model folder beside it).
 
 The bundled recogniser's CNN is most of its arithmetic; its BiLSTMs and linear layers stay
-float (quantising the linear layers too gained little speed and cost CER). Static int8
-quantisation (:mod:`models.training.quantize`) reads the val lines 1.23 times as fast
-greedily and 1.18 times with beam search (whose Python decoder then bounds it) on 2 CPU
+float (quantising the linear layers too gained little speed and cost CER), and so does the
+first convolution, which reads the image itself. Static int8 quantisation
+(:mod:`models.training.quantize`) of model 0.20.1 reads the val lines 1.28 times as fast
+greedily and 1.13 times with beam search (whose Python decoder then bounds it) on 2 CPU
 cores, at the same CER within 0.02 points (``models/sparkhtr-latin-crnn/MODEL_CARD.md``, "Int8").
 
 Calibration uses the lines of the project's own generated sample pages (``samples/pages``,
@@ -80,8 +81,7 @@ MODEL_CARD = """# {name}
 {source} with its convolutions quantised to int8 by `python -m models.training.quantize_recognizer`
 (`manifest.json` → `quantization`). Same alphabet, input, language model and decoding as the
 source; read the source's `MODEL_CARD.md` for its data, training and measured CER, and its
-"Int8" section for how this variant compares (on 2 CPU cores 1.23 times the lines/s greedily,
-1.18 times with beam search, val CER within a few hundredths of a point).
+"Int8" section for how this variant compares in CER and lines/s.
 
 Parity on the {lines} calibration lines (the generated sample pages' lines): largest
 difference of a frame's class probability {worst:.3g}, identical greedy decodes {same:.1%},
