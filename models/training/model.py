@@ -158,6 +158,8 @@ class CRNN(nn.Module):
         features = features.permute(0, 3, 1, 2).reshape(b, w, c * h)
         hidden, _ = self.rnn(self.project(features))
         if self.refine_hidden:
+            # the first stage is a RefineStage in all but its parameter names (refine,
+            # refine_out), which every checkpoint and from_onnx since 0.14.0 use
             hidden = hidden + self.refine_out(self.refine(hidden)[0])
         for stage in self.refine_extra:
             hidden = stage(hidden)
