@@ -24,7 +24,10 @@ def test_int8_recognizer_folder_loads_and_reads_like_the_float_model(tmp_path):
     write_page(pages / "calibration.png", ["quick brown", "lazy dogs", "seven wizards"])
     out = tmp_path / "sparkhtr-latin-crnn-int8"
     source = resolve_model(None)
-    assert main(["--model", str(source.model_path.parent), "--out", str(out), "--calibration", str(pages)]) == 0
+    # three short lines: one character of 33 read differently is 3 % drift, so the command's 2 %
+    # bound (meant for the 131 sample-page lines) is loosened here; the bound itself is checked below
+    args = ["--model", str(source.model_path.parent), "--out", str(out), "--calibration", str(pages)]
+    assert main([*args, "--max-drift", "0.1"]) == 0
 
     manifest = read_manifest(out)
     verify_model(manifest)  # sha256 as recorded
@@ -33,7 +36,7 @@ def test_int8_recognizer_folder_loads_and_reads_like_the_float_model(tmp_path):
     assert "Conv only (the first kept float)" in manifest.extra["quantization"]
     assert manifest.model_path.stat().st_size < source.model_path.stat().st_size  # int8 convolution weights
     extra = json.loads((out / "manifest.json").read_text())
-    assert 0.0 <= extra["parity_greedy_cer"] <= 0.02 and 0.0 <= extra["parity_same_greedy"] <= 1.0
+    assert 0.0 <= extra["parity_greedy_cer"] <= 0.1 and 0.0 <= extra["parity_same_greedy"] <= 1.0
     assert (out / "MODEL_CARD.md").read_text().startswith("# sparkhtr-latin-crnn-int8")
     BeamSettings.for_model(manifest)  # the language model came along, sha256 checked
 
@@ -43,6 +46,8 @@ def test_int8_recognizer_folder_loads_and_reads_like_the_float_model(tmp_path):
     int8_text = LineRecognizer(manifest, device="cpu", threads=1, decoder="greedy").recognize([line])[0].text
     assert float_text and int8_text
     assert cer([float_text], [int8_text]) <= 0.25
+    # a drift above --max-drift fails the command (exit 1); below any possible drift here
+    assert main([*args, "--max-drift", "-1"]) == 1
 
 
 def test_quantize_recognizer_refuses_a_folder_without_pages(tmp_path):
