@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 WIDTH_STRIDE = 4
+HEIGHT_STRIDE = 16  # the CNN's height reduction (four 2x poolings): one feature row per 16 pixels
 
 
 def _conv(cin: int, cout: int) -> list[nn.Module]:
@@ -99,7 +100,7 @@ class CRNN(nn.Module):
             *_conv(c4, c4),
             nn.MaxPool2d((2, 1)),
         )
-        feat_height = height // 16
+        feat_height = height // HEIGHT_STRIDE
         self.project = nn.Sequential(nn.Linear(c4 * feat_height, 256), nn.ReLU(inplace=True), nn.Dropout(dropout))
         self.rnn = nn.LSTM(256, hidden, num_layers=layers, bidirectional=True, batch_first=True, dropout=dropout)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * hidden, num_classes))
@@ -119,7 +120,7 @@ class CRNN(nn.Module):
         It starts as the identity, so a trained model grown by it (:func:`grow_cnn`)
         computes what it computed before. Costs about 0.22 MMAC per input column at height 48.
         """
-        channels = self.project[0].in_features // (self.height // 16)
+        channels = self.project[0].in_features // (self.height // HEIGHT_STRIDE)
         self.cnn.append(ResidualConvBlock(channels))
         self.cnn_residual += 1
 

@@ -82,9 +82,8 @@ def write_quantized_manifest(source_folder: Path, out_folder: Path, calibration:
         "sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
         "size_bytes": onnx_path.stat().st_size,
         "quantization": (f"onnxruntime quantize_static, QDQ, Conv only{first}, int8 weights per channel, "
-                         f"uint8 activations "
-                         f"calibrated (MinMax) on {calibration}; from {manifest['name']}@{manifest['version']} "
-                         f"(sha256 {source_sha[:12]}…)"),
+                         f"uint8 activations calibrated (MinMax) on {calibration}; "
+                         f"from {manifest['name']}@{manifest['version']} (sha256 {source_sha[:12]}…)"),
         **extra,
     })
     (out_folder / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",

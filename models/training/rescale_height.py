@@ -22,9 +22,7 @@ from pathlib import Path
 
 import torch
 
-from models.training.model import crnn_from_config
-
-FEATURE_STRIDE = 16  # the CNN's height reduction (four 2x poolings)
+from models.training.model import HEIGHT_STRIDE, crnn_from_config
 
 
 def rescale_projection(weight: torch.Tensor, old_rows: int, new_rows: int) -> torch.Tensor:
@@ -43,10 +41,8 @@ def rescale_projection(weight: torch.Tensor, old_rows: int, new_rows: int) -> to
     per_channel = weight.reshape(out, features // old_rows, old_rows)
     if new_rows == old_rows:
         return weight.clone()
-    if old_rows == 1:
-        resized = per_channel.expand(-1, -1, new_rows)
-    else:
-        resized = torch.nn.functional.interpolate(per_channel, size=new_rows, mode="linear", align_corners=True)
+    # linear along the rows, ends kept in place (a single row is repeated)
+    resized = torch.nn.functional.interpolate(per_channel, size=new_rows, mode="linear", align_corners=True)
     return (resized * (old_rows / new_rows)).reshape(out, -1).contiguous()
 
 
@@ -61,10 +57,10 @@ def rescale_checkpoint(checkpoint: dict, height: int) -> dict:
     >>> rescale_checkpoint(ckpt, 64)["model"]["project.0.weight"].shape
     torch.Size([256, 512])
     """
-    if height % FEATURE_STRIDE or height <= 0:
-        raise ValueError(f"the height must be a positive multiple of {FEATURE_STRIDE}, not {height}")
+    if height % HEIGHT_STRIDE or height <= 0:
+        raise ValueError(f"the height must be a positive multiple of {HEIGHT_STRIDE}, not {height}")
     config = {**checkpoint["config"], "height": height}
-    old_rows, new_rows = checkpoint["config"]["height"] // FEATURE_STRIDE, height // FEATURE_STRIDE
+    old_rows, new_rows = checkpoint["config"]["height"] // HEIGHT_STRIDE, height // HEIGHT_STRIDE
     state = dict(checkpoint["model"])
     state["project.0.weight"] = rescale_projection(state["project.0.weight"], old_rows, new_rows)
     model = crnn_from_config(config)
