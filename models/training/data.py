@@ -19,6 +19,7 @@ from PIL import Image
 
 from sparkhtr.core.alphabet import Alphabet
 from sparkhtr.core.lines import frame_rows, normalize_line
+from sparkhtr.synth.render import elastic_distort
 
 DATASETS = ("hooker", "poilus", "mss19", "peraire")
 
@@ -84,12 +85,27 @@ def reframe(image: np.ndarray, top: float, bottom: float) -> np.ndarray:
 # sets' own framing, while segmenters frame lines more loosely.
 FRAME_RANGE = (-0.12, 0.3)
 FRAME_PROBABILITY = 0.5
+# Elastic distortion (the displacement's standard deviation as a share of the height): the
+# same writer's letters differ in shape from page to page more than an affine warp varies them.
+ELASTIC_PROBABILITY = 0.5
+ELASTIC_AMPLITUDE = (0.015, 0.04)
 
 
-def augment(image: np.ndarray, rng: random.Random) -> np.ndarray:
-    """Cheap geometric and stroke augmentation of a normalised uint8 line (ink high)."""
+def augment(image: np.ndarray, rng: random.Random, *, elastic: bool = False) -> np.ndarray:
+    """Cheap geometric and stroke augmentation of a normalised uint8 line (ink high).
+
+    ``elastic`` adds a smooth local warp (:func:`sparkhtr.synth.render.elastic_distort`) to
+    half the lines.
+
+    >>> line = np.zeros((64, 300), np.uint8); line[24:40, 20:280] = 255
+    >>> out = augment(line, random.Random(3), elastic=True)
+    >>> out.shape[0], out.dtype
+    (64, dtype('uint8'))
+    """
     if rng.random() < FRAME_PROBABILITY:
         image = reframe(image, rng.uniform(*FRAME_RANGE), rng.uniform(*FRAME_RANGE))
+    if elastic and rng.random() < ELASTIC_PROBABILITY:
+        image = elastic_distort(image, rng, amplitude=rng.uniform(*ELASTIC_AMPLITUDE))
     h, w = image.shape
     # width stretch and slant in one affine warp; border 0 is paper
     scale = rng.uniform(0.8, 1.2)

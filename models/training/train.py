@@ -132,6 +132,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--grow-refine", type=int, default=0, metavar="UNITS",
                    help="add a residual BiLSTM of this many units to a checkpoint that has none (its output "
                         "starts at zero, so training goes on from the same function with more capacity)")
+    p.add_argument("--elastic", action="store_true",
+                   help="warp half the training lines (real and synthetic) by a smooth random field "
+                        "(models.training.data.augment's elastic distortion)")
     p.add_argument("--bf16", action="store_true",
                    help="run the forward and backward passes in bfloat16 (torch.autocast; weights, optimizer "
                         "and CTC loss stay float32): 1.7 times the steps per second on this project's AVX512-BF16 CPU")
@@ -238,7 +241,7 @@ def main(argv: list[str] | None = None) -> None:
                 group["lr"] = learning_rate(state["step"], args.lr, state["lr_scale"], state.get("decay_start"),
                                             args.decay_steps, args.min_lr_scale,
                                             warmup_start=state.get("warmup_start", 0))
-            images = [augment(epoch_lines[i].image, rng) for i in batch_ids]
+            images = [augment(epoch_lines[i].image, rng, elastic=args.elastic) for i in batch_ids]
             batch, widths_b = collate(images, WIDTH_STRIDE)
             targets = [alphabet.encode(epoch_lines[i].text) for i in batch_ids]
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):

@@ -190,6 +190,33 @@ def _ink_bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
+def elastic_distort(mask: np.ndarray, rng: random.Random, amplitude: float = 0.04,
+                    spacing: float = 0.5) -> np.ndarray:
+    """Warp an image (paper 0) by a smooth random field, as a hand varies the shape of its letters.
+
+    Each pixel moves by a displacement drawn on a coarse grid, one knot every ``spacing``
+    times the height, with a standard deviation of ``amplitude`` times the height on each
+    axis, and interpolated between the knots (cubic), so strokes bend and letters widen or
+    narrow locally while the line keeps its size. Pixels pulled in from outside are paper.
+
+    >>> line = np.zeros((64, 300), np.uint8); line[20:44, 10:290] = 255
+    >>> warped = elastic_distort(line, random.Random(0))
+    >>> warped.shape == line.shape, bool(abs(int(warped.sum()) - int(line.sum())) < 0.1 * int(line.sum()))
+    (True, True)
+    >>> bool((warped != line).any()), bool((elastic_distort(line, random.Random(0)) == warped).all())
+    (True, True)
+    """
+    h, w = mask.shape[:2]
+    step = max(4.0, spacing * h)
+    knots = (math.ceil(h / step) + 1, math.ceil(w / step) + 1)
+    g = np.random.default_rng(rng.getrandbits(64))
+    shift_x, shift_y = (cv2.resize(g.normal(0.0, amplitude * h, knots).astype(np.float32), (w, h),
+                                   interpolation=cv2.INTER_CUBIC) for _ in range(2))
+    grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return cv2.remap(mask, grid_x + shift_x, grid_y + shift_y, cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
 def render_line(text: str, font_path: str | Path, rng: random.Random | np.random.Generator | int | None,
                 height: int = 64, *, neighbours: float = 0.3) -> np.ndarray:
     """A handwritten-looking crop of one line: uint8 ``[height, width]``, paper light, ink dark.

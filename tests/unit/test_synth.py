@@ -21,7 +21,7 @@ from PIL import Image
 from sparkhtr.core.alphabet import DEFAULT_CHARACTERS, Alphabet
 from sparkhtr.synth import fonts as fontmod
 from sparkhtr.synth.fonts import FontError, fetch_fonts, fonts_for_text, list_fonts, supported_characters
-from sparkhtr.synth.render import render_line, render_page
+from sparkhtr.synth.render import elastic_distort, render_line, render_page
 from sparkhtr.synth.text import random_line, random_paragraph
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -258,3 +258,35 @@ def test_synthetic_lines_match_the_training_format(fonts: list[Path]) -> None:
         assert s.image.max() > 200 and np.median(s.image) < 30  # ink high, background 0, like load_split
     again = SyntheticLines(_font_dir(), height=48, max_width=600, seed=0).sample(4)
     assert [s.text for s in again] == [s.text for s in first]
+
+
+# --- elastic distortion ----------------------------------------------------
+
+def _stroke_line() -> np.ndarray:
+    line = np.zeros((64, 400), np.uint8)
+    for x in range(20, 380, 30):  # vertical strokes a letter's width apart
+        line[16:48, x:x + 4] = 255
+    return line
+
+
+def test_elastic_distort_is_local_seeded_and_scales_with_amplitude() -> None:
+    line = _stroke_line()
+    assert (elastic_distort(line, random.Random(1), amplitude=0.0) == line).all()
+    a = elastic_distort(line, random.Random(1), amplitude=0.04)
+    assert (a == elastic_distort(line, random.Random(1), amplitude=0.04)).all()
+    assert not (a == elastic_distort(line, random.Random(2), amplitude=0.04)).all()
+    assert a.shape == line.shape and a.dtype == np.uint8
+    # the strokes bend but stay where they were: ink mass kept, every stroke's ink near its place
+    assert abs(int(a.sum()) - int(line.sum())) < 0.1 * int(line.sum())
+    columns = np.nonzero(a.max(axis=0) > 127)[0]
+    assert all(np.abs(columns - x - 1.5).min() < 12 for x in range(20, 380, 30))
+    changed = [float(np.abs(elastic_distort(line, random.Random(1), amplitude=amp).astype(float) - line).mean())
+               for amp in (0.01, 0.03, 0.08)]
+    assert changed[0] < changed[1] < changed[2]
+
+
+def test_elastic_distort_pulls_in_paper_at_the_edges() -> None:
+    ink = np.full((64, 200), 255, np.uint8)
+    warped = elastic_distort(ink, random.Random(4), amplitude=0.1)
+    assert int(warped[20:44, 20:180].min()) == 255  # the middle stays ink
+    assert int(warped.min()) < 255  # something moved in from outside: paper (0), not ink
