@@ -3,9 +3,9 @@
 The bundled recogniser's CNN is most of its arithmetic; its BiLSTMs and linear layers stay
 float (quantising the linear layers too gained little speed and cost CER), and so does the
 first convolution, which reads the image itself. Static int8 quantisation
-(:mod:`models.training.quantize`) of model 0.20.2 reads the val lines 1.31 times as fast
-greedily and 1.16 times with beam search (whose Python decoder then bounds it) on 2 CPU
-cores, at the same CER within 0.03 points (``models/sparkhtr-latin-crnn/MODEL_CARD.md``, "Int8").
+(:mod:`models.training.quantize`) of model 0.20.3 reads the val lines 1.29 times as fast
+greedily and 1.17 times with beam search (whose Python decoder then bounds it) on 2 CPU
+cores, at a CER within 0.16 points (``models/sparkhtr-latin-crnn/MODEL_CARD.md``, "Int8").
 
 Calibration uses the lines of the project's own generated sample pages (``samples/pages``,
 segmented by the classical segmenter and prepared as the recogniser prepares crops), never

@@ -247,7 +247,7 @@ class HandwrittenTextRecognizer(ArrowTransformer, HasInputCol, HasOutputCol):
         :func:`~sparkhtr.core.recognize.recognizer_ref`): the key a rerun compares.
 
         >>> HandwrittenTextRecognizer(beamWidth=16).recognizerRef(spark)  # doctest: +SKIP
-        'sparkhtr-latin-crnn@0.20.2+charlm:beam16'
+        'sparkhtr-latin-crnn@0.20.3+charlm:beam16'
         """
         params = self.effectiveParams(spark)
         return recognizer_ref(resolve_model(self.getModel()), params["decoder"], params["beamWidth"])
